@@ -1,0 +1,96 @@
+/**
+ * AsyncResult: what Python's `apply_async`/`map_async` return, made
+ * thenable. Callbacks run before it settles; a rejection is never unhandled
+ * just because nobody asked for it (as in Python, `get()` surfaces it).
+ */
+import { PoolStateError, ResultTimeoutError } from './errors.js';
+
+/** The handle of a call started with an `*Async` method. */
+export class AsyncResult<T> implements PromiseLike<T> {
+  readonly #promise: Promise<T>;
+  #state: 'pending' | 'fulfilled' | 'rejected' = 'pending';
+
+  /** @internal Wraps the call's promise; callbacks run before it settles. */
+  constructor(
+    work: Promise<T>,
+    callbacks: { callback?: ((value: T) => void) | undefined; errorCallback?: ((error: unknown) => void) | undefined } = {},
+  ) {
+    this.#promise = work.then(
+      (value) => {
+        try {
+          callbacks.callback?.(value);
+        } finally {
+          this.#state = 'fulfilled';
+        }
+        return value;
+      },
+      (error: unknown) => {
+        try {
+          callbacks.errorCallback?.(error);
+        } finally {
+          this.#state = 'rejected';
+        }
+        throw error;
+      },
+    );
+    this.#promise.catch(() => undefined);
+  }
+
+  /** The value; with `timeout` (ms), rejects with ResultTimeoutError if not ready in time — the work goes on. */
+  get(timeout?: number): Promise<T> {
+    if (timeout === undefined || this.#state !== 'pending') return this.#promise;
+    if (typeof timeout !== 'number' || !(timeout >= 0)) {
+      return Promise.reject(new RangeError(`Expected \`timeout\` to be a number of milliseconds from 0 and up, got \`${String(timeout)}\` (${typeof timeout})`));
+    }
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ResultTimeoutError(timeout)), timeout);
+      this.#promise.then(resolve, reject).finally(() => clearTimeout(timer));
+    });
+  }
+
+  /** Resolves when ready or when `timeout` (ms) passes; never rejects. */
+  wait(timeout?: number): Promise<void> {
+    const settled = this.#promise.then(
+      () => undefined,
+      () => undefined,
+    );
+    if (timeout === undefined || this.#state !== 'pending') return settled;
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(0, Number(timeout) || 0));
+      void settled.then(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Whether the call has settled. */
+  ready(): boolean {
+    return this.#state !== 'pending';
+  }
+
+  /** Whether the call succeeded; throws PoolStateError if it has not settled. */
+  successful(): boolean {
+    if (this.#state === 'pending') throw new PoolStateError('successful() was called before the result was ready');
+    return this.#state === 'fulfilled';
+  }
+
+  then<A = T, B = never>(
+    onFulfilled?: ((value: T) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    return this.#promise.then(onFulfilled, onRejected);
+  }
+
+  catch<B = never>(onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<T | B> {
+    return this.#promise.catch(onRejected);
+  }
+
+  finally(onFinally?: (() => void) | null): Promise<T> {
+    return this.#promise.finally(onFinally);
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'AsyncResult';
+  }
+}

@@ -1,0 +1,107 @@
+/**
+ * One call over many items (`apply`, `map`, `starmap`): cut into chunks,
+ * dispatched, results placed by index. The call settles once: with every
+ * result in input order, or with the first error as soon as it occurs, its
+ * items not yet started dropped.
+ */
+import { setMaxListeners } from 'node:events';
+import type { Chunk } from './child.js';
+import type { Dispatcher } from './dispatcher.js';
+import { SerializationError } from './errors.js';
+import type { ResolvedCallOptions } from './options.js';
+import type { Outcome } from './protocol.js';
+import type { Counters } from './stats.js';
+import { deserializeThrown } from './transfer.js';
+import { chunkItems } from './chunks.js';
+
+/** What a call needs of its pool. */
+export interface CallContext {
+  readonly dispatcher: Dispatcher;
+  readonly counters: Counters;
+  readonly processes: number;
+  /** Registers a running call: terminate() fails it, close() waits for it. Returns its end. */
+  begin(fail: (error: unknown) => void): () => void;
+}
+
+/** The error an item's outcome stands for. */
+export function outcomeError(outcome: Exclude<Outcome, { ok: true }>): unknown {
+  if ('unsendable' in outcome) {
+    const { path, detail } = outcome.unsendable;
+    return new SerializationError({ direction: path.startsWith('result') ? 'result' : 'args', path, detail });
+  }
+  return deserializeThrown(outcome.error);
+}
+
+/** The signals of one call: `stop` follows the caller's signal, `drop` fires when the call fails. */
+export interface CallSignals {
+  stop: AbortController | undefined;
+  drop: AbortController;
+  /** Detaches from the caller's signal. */
+  release(): void;
+}
+
+/** Makes the call's own signals, so that per-chunk listeners never pile up on the caller's. */
+export function callSignals(signal: AbortSignal | undefined, onAbort: (reason: unknown) => void): CallSignals {
+  const drop = new AbortController();
+  setMaxListeners(0, drop.signal);
+  if (signal === undefined) return { stop: undefined, drop, release: () => undefined };
+  const stop = new AbortController();
+  setMaxListeners(0, stop.signal);
+  const follow = (): void => {
+    onAbort(signal.reason);
+    stop.abort(signal.reason);
+  };
+  signal.addEventListener('abort', follow, { once: true });
+  return { stop, drop, release: () => signal.removeEventListener('abort', follow) };
+}
+
+/** Runs `task` on every argument tuple; resolves with the results in input order. */
+export function runBatch(context: CallContext, task: string, tuples: unknown[][], chunksize: number, options: ResolvedCallOptions): Promise<unknown[]> {
+  const { signal } = options;
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  if (tuples.length === 0) return Promise.resolve([]);
+  return new Promise<unknown[]>((resolve, reject) => {
+    const results = new Array<unknown>(tuples.length);
+    let settled = false;
+    const fail = (error: unknown): void => {
+      if (settled) return;
+      settled = true;
+      end();
+      signals.drop.abort(error);
+      signals.release();
+      reject(error);
+    };
+    const end = context.begin(fail);
+    const signals = callSignals(signal, fail);
+    const chunks = chunkItems(tuples, chunksize);
+    let remaining = chunks.length;
+    chunks.forEach((args, at) => {
+      const offset = at * chunksize;
+      const chunk: Chunk = { task, args, timeout: options.timeout };
+      context.dispatcher.run(chunk, { stop: signals.stop?.signal, drop: signals.drop.signal, retries: options.retries }).then(
+        ({ outcomes }) => {
+          if (settled) return;
+          for (let i = 0; i < outcomes.length; i++) {
+            const outcome = outcomes[i]!;
+            if (!outcome.ok) {
+              context.counters.completed += i;
+              context.counters.failed++;
+              return fail(outcomeError(outcome));
+            }
+            results[offset + i] = outcome.value;
+          }
+          context.counters.completed += outcomes.length;
+          if (--remaining > 0) return;
+          settled = true;
+          end();
+          signals.release();
+          resolve(results);
+        },
+        (error: unknown) => {
+          if (!settled) context.counters.failed += args.length;
+          fail(error);
+        },
+      );
+    });
+  });
+}

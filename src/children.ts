@@ -1,0 +1,251 @@
+/**
+ * The set of live children: starts them, hands out one with room for another
+ * chunk, recycles the ones past their item or memory limit (the replacement
+ * starts before the old one leaves), replaces the ones that die, and breaks
+ * the pool — once, never a respawn loop — when children cannot start.
+ */
+import { PassThrough } from 'node:stream';
+import { Child, type ChildExit, type ChildHooks } from './child.js';
+import { PoolBrokenError, PoolClosedError } from './errors.js';
+import type { ResolvedPoolOptions } from './options.js';
+
+/** Chunks kept in flight on one child, by how long its chunks take: tiny ones need feeding. */
+function allowance(child: Child): number {
+  if (Number.isNaN(child.chunkMs) || child.chunkMs > 5) return 1;
+  return child.chunkMs > 1 ? 2 : 4;
+}
+
+/** Most chunks ever in flight on one child. */
+export const maxInFlightPerChild = 4;
+
+interface Waiter {
+  resolve(child: Child): void;
+  reject(error: unknown): void;
+}
+
+type State = 'running' | 'stopping' | 'broken' | 'terminated';
+
+/** The pool's children. */
+export class Children {
+  readonly #options: ResolvedPoolOptions;
+  readonly #moduleUrl: string;
+  readonly #live = new Set<Child>();
+  readonly #waiters: Waiter[] = [];
+  readonly #hooks: ChildHooks;
+  #state: State = 'running';
+  #failure: PoolBrokenError | undefined;
+  #restarts = 0;
+  #readyCount = 0;
+  #tasks: string[] | undefined;
+  #whenTasks: Array<{ resolve(tasks: string[]): void; reject(error: unknown): void }> = [];
+  #whenReady: Array<{ resolve(): void; reject(error: unknown): void }> = [];
+  #whenGone: Array<() => void> = [];
+  /** Children's stdout / stderr, when stdio is 'pipe'. */
+  readonly stdout: PassThrough | undefined;
+  readonly stderr: PassThrough | undefined;
+
+  constructor(options: ResolvedPoolOptions, moduleUrl: string) {
+    this.#options = options;
+    this.#moduleUrl = moduleUrl;
+    const piped = options.stdio === 'pipe';
+    this.stdout = piped ? new PassThrough() : undefined;
+    this.stderr = piped ? new PassThrough() : undefined;
+    this.#hooks = {
+      ready: (child, tasks) => this.#onReady(child, tasks),
+      settled: (child, rss) => this.#onSettled(child, rss),
+      exited: (child, exit) => this.#onExited(child, exit),
+      stdout: this.stdout,
+      stderr: this.stderr ?? process.stderr,
+    };
+    for (let i = 0; i < options.processes; i++) this.#spawn();
+  }
+
+  /** Live children (starting, working or leaving). */
+  get all(): ReadonlySet<Child> {
+    return this.#live;
+  }
+
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** Why the pool is broken, if it is. */
+  get failure(): PoolBrokenError | undefined {
+    return this.#failure;
+  }
+
+  /** Resolves once every first child is ready. */
+  ready(): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#readyCount >= this.#options.processes || this.#state !== 'running') return Promise.resolve();
+    const release = this.hold();
+    return new Promise<void>((resolve, reject) => this.#whenReady.push({ resolve, reject })).finally(release);
+  }
+
+  /** The exported function names, known once a child is ready. */
+  tasks(): Promise<string[]> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#tasks) return Promise.resolve(this.#tasks);
+    return new Promise((resolve, reject) => this.#whenTasks.push({ resolve, reject }));
+  }
+
+  /** A child with room for `items` more items' chunk; waits while none has room. */
+  acquire(signal?: AbortSignal): Promise<Child> {
+    const closed = this.#closedError();
+    if (closed) return Promise.reject(closed);
+    const child = this.#pick();
+    if (child) return Promise.resolve(child);
+    return new Promise<Child>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve: (picked) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(picked);
+        },
+        reject: (error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      };
+      const onAbort = (): void => {
+        const at = this.#waiters.indexOf(waiter);
+        if (at >= 0) this.#waiters.splice(at, 1);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /** Items `child` may still take before it is recycled. */
+  room(child: Child): number {
+    return this.#options.maxTasksPerChild - child.assigned;
+  }
+
+  /** Counts items handed to `child`; past maxTasksPerChild it is recycled. */
+  assign(child: Child, items: number): void {
+    child.assigned += items;
+    if (child.assigned >= this.#options.maxTasksPerChild) this.#retire(child);
+  }
+
+  /** Stops every child once its work is done; resolves when all have exited. */
+  stopAll(): Promise<void> {
+    if (this.#state === 'running') this.#state = 'stopping';
+    this.#rejectWaiters(new PoolClosedError());
+    for (const child of this.#live) child.stop();
+    return this.#gone();
+  }
+
+  /** Kills every child now; resolves when all have exited. */
+  killAll(): Promise<void> {
+    if (this.#state !== 'broken') this.#state = 'terminated';
+    this.#rejectWaiters(new PoolClosedError('The pool was terminated'));
+    for (const child of this.#live) child.terminate();
+    return this.#gone();
+  }
+
+  #gone(): Promise<void> {
+    if (this.#live.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#whenGone.push(resolve));
+  }
+
+  #closedError(): Error | undefined {
+    if (this.#failure) return this.#failure;
+    if (this.#state === 'terminated') return new PoolClosedError('The pool was terminated');
+    return undefined;
+  }
+
+  #spawn(): void {
+    const child = new Child(this.#options, this.#moduleUrl, this.#hooks);
+    child.awaited = this.#demand > 0;
+    this.#live.add(child);
+  }
+
+  #demand = 0;
+
+  /** Work (or a `ready()`) waits: starting children keep the parent alive until it ends. */
+  hold(): () => void {
+    if (this.#demand++ === 0) for (const child of this.#live) child.awaited = true;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.#demand === 0) for (const child of this.#live) child.awaited = false;
+    };
+  }
+
+  /** The least loaded child that can take another chunk. */
+  #pick(): Child | undefined {
+    let best: Child | undefined;
+    for (const child of this.#live) {
+      if (child.retiring || child.isGone || child.inFlight >= allowance(child)) continue;
+      if (best === undefined || child.inFlight < best.inFlight || (child.isReady && !best.isReady)) best = child;
+    }
+    return best;
+  }
+
+  #wake(): void {
+    while (this.#waiters.length > 0) {
+      const child = this.#pick();
+      if (child === undefined) return;
+      this.#waiters.shift()!.resolve(child);
+    }
+  }
+
+  #rejectWaiters(error: unknown): void {
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
+  }
+
+  /** Takes `child` out of rotation; its replacement starts now so capacity never dips. */
+  #retire(child: Child): void {
+    if (child.retiring) return;
+    child.retiring = true;
+    if (this.#state === 'running') {
+      this.#restarts++;
+      this.#spawn();
+    }
+    child.stop();
+  }
+
+  #onReady(child: Child, tasks: string[]): void {
+    this.#readyCount++;
+    if (this.#tasks === undefined) {
+      this.#tasks = tasks;
+      for (const waiter of this.#whenTasks.splice(0)) waiter.resolve(tasks);
+    }
+    if (this.#readyCount >= this.#options.processes) for (const waiter of this.#whenReady.splice(0)) waiter.resolve();
+    this.#wake();
+    void child;
+  }
+
+  #onSettled(child: Child, rss: number): void {
+    if (rss > this.#options.maxMemoryPerChild * 1024 * 1024) this.#retire(child);
+    this.#wake();
+  }
+
+  #onExited(child: Child, exit: ChildExit): void {
+    this.#live.delete(child);
+    if (!exit.requested && !child.retiring && this.#state === 'running') {
+      if (!exit.wasReady && !exit.killed) this.#break(exit);
+      else {
+        this.#restarts++;
+        this.#spawn();
+      }
+    }
+    this.#wake();
+    if (this.#live.size === 0) for (const resolve of this.#whenGone.splice(0)) resolve();
+  }
+
+  /** Children cannot start: report it once and start no more. */
+  #break(exit: ChildExit): void {
+    const why = exit.cause instanceof Error ? exit.cause.message : exit.signal ? `it was killed by ${exit.signal}` : `it exited with code ${String(exit.exitCode)}`;
+    this.#failure = new PoolBrokenError(`Child processes cannot start: ${why}`, {
+      ...(exit.cause === undefined ? {} : { cause: exit.cause }),
+      stderr: exit.stderr,
+    });
+    this.#state = 'broken';
+    for (const waiter of this.#whenReady.splice(0)) waiter.reject(this.#failure);
+    for (const waiter of this.#whenTasks.splice(0)) waiter.reject(this.#failure);
+    this.#rejectWaiters(this.#failure);
+    for (const other of this.#live) other.terminate();
+  }
+}

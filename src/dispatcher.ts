@@ -1,0 +1,94 @@
+/**
+ * Dispatch on p-queue: one job per chunk; the job takes a child with room,
+ * sends the chunk and waits for its outcomes. A chunk that never started on
+ * a child that went away is sent again; one whose child died mid-run is
+ * re-run only if the call allows retries. Timeouts and cancellation stop the
+ * child itself: p-queue's own would free the slot while the child runs on.
+ * The only home of p-queue.
+ */
+import PQueue from 'p-queue';
+import { NotStartedError, type Chunk, type RunResult } from './child.js';
+import { maxInFlightPerChild, type Children } from './children.js';
+import { WorkerExitError } from './errors.js';
+import type { Outcome } from './protocol.js';
+
+/** How one chunk is to be run. */
+export interface Dispatch {
+  /** Stops the chunk even while it runs (its child is killed and replaced). */
+  stop: AbortSignal | undefined;
+  /** Drops the chunk if it has not started; a running one finishes. */
+  drop: AbortSignal;
+  /** Re-runs after a child death allowed. */
+  retries: number;
+}
+
+/** The queue of chunks waiting for a child. */
+export class Dispatcher {
+  readonly #queue: PQueue;
+  readonly #children: Children;
+  #queuedItems = 0;
+
+  constructor(children: Children, processes: number) {
+    this.#children = children;
+    this.#queue = new PQueue({ concurrency: processes * maxInFlightPerChild });
+  }
+
+  /** Items not yet sent to any child. */
+  get queuedItems(): number {
+    return this.#queuedItems;
+  }
+
+  /** Resolves when no chunk is queued or running. */
+  onIdle(): Promise<void> {
+    return this.#queue.onIdle();
+  }
+
+  /** Runs `chunk` on the next child with room; resolves with one outcome per item. */
+  run(chunk: Chunk, how: Dispatch): Promise<RunResult> {
+    const signal = how.stop === undefined ? how.drop : AbortSignal.any([how.stop, how.drop]);
+    this.#queuedItems += chunk.args.length;
+    let unsent = chunk.args.length;
+    const job = async (): Promise<RunResult> => {
+      const outcomes: Outcome[] = [];
+      let ms = 0;
+      let attempts = 0;
+      while (outcomes.length < chunk.args.length) {
+        signal.throwIfAborted();
+        const child = await this.#children.acquire(signal);
+        signal.throwIfAborted();
+        // Cut the chunk where the child reaches maxTasksPerChild, so items are counted exactly.
+        const left = chunk.args.length - outcomes.length;
+        const take = Math.min(left, this.#children.room(child));
+        const part = take === chunk.args.length ? chunk : { ...chunk, args: chunk.args.slice(outcomes.length, outcomes.length + take) };
+        this.#children.assign(child, take);
+        this.#queuedItems -= take;
+        unsent -= take;
+        const { id, result } = child.run(part);
+        const onStop = (): void => child.abort(id, how.stop!.reason);
+        const onDrop = (): void => child.cancel(id);
+        how.stop?.addEventListener('abort', onStop, { once: true });
+        how.drop.addEventListener('abort', onDrop, { once: true });
+        try {
+          const done = await result;
+          outcomes.push(...done.outcomes);
+          ms += done.ms;
+        } catch (error) {
+          signal.throwIfAborted();
+          const failure = this.#children.failure;
+          if (failure) throw failure;
+          if (!(error instanceof NotStartedError) && !(error instanceof WorkerExitError && attempts++ < how.retries)) throw error;
+          this.#queuedItems += take;
+          unsent += take;
+        } finally {
+          how.stop?.removeEventListener('abort', onStop);
+          how.drop.removeEventListener('abort', onDrop);
+        }
+      }
+      return { outcomes, ms };
+    };
+    const settled = this.#queue.add(job, { signal });
+    return settled.finally(() => {
+      this.#queuedItems -= unsent;
+    });
+  }
+}

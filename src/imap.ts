@@ -1,0 +1,146 @@
+/**
+ * `imap` / `imapUnordered`: a lazy call over an iterable or async iterable.
+ * Input is read only while fewer than `window` chunks are in flight or
+ * waiting to be consumed, so an endless input runs in constant memory.
+ * Leaving the loop early drops the rest of the call.
+ */
+import type { Chunk } from './child.js';
+import { AdaptiveChunksize } from './chunks.js';
+import { callSignals, outcomeError, type CallContext } from './calls.js';
+import type { ResolvedCallOptions } from './options.js';
+import type { Outcome } from './protocol.js';
+
+/** How an imap call reads and yields. */
+export interface ImapShape {
+  /** Yield in input order (imap) or completion order (imapUnordered). */
+  ordered: boolean;
+  /** Each input is an argument tuple (starmap-like) rather than one argument. */
+  spread: boolean;
+  /** Chunks in flight or buffered at most. */
+  window: number;
+}
+
+interface Slot {
+  size: number;
+  done: boolean;
+  outcomes?: Outcome[];
+  failure?: { error: unknown };
+}
+
+function iterate<T>(items: Iterable<T> | AsyncIterable<T>): Iterator<T> | AsyncIterator<T> {
+  const asyncFactory = (items as AsyncIterable<T>)[Symbol.asyncIterator];
+  if (typeof asyncFactory === 'function') return asyncFactory.call(items);
+  const factory = (items as Iterable<T>)[Symbol.iterator];
+  if (typeof factory === 'function') return factory.call(items);
+  throw new TypeError(`Expected \`items\` to be an iterable or async iterable, got \`${String(items)}\` (${typeof items})`);
+}
+
+/** Runs `task` lazily over `items`, yielding each result (see ImapShape). */
+export async function* runImap(
+  context: CallContext,
+  resolveTask: () => Promise<string>,
+  items: unknown,
+  options: ResolvedCallOptions,
+  shape: ImapShape,
+): AsyncGenerator<unknown, void, undefined> {
+  const { signal } = options;
+  signal?.throwIfAborted();
+  const source = iterate(items as Iterable<unknown>);
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const poke = (): void => {
+    const resolve = wake;
+    wake = undefined;
+    resolve?.();
+  };
+  const fail = (error: unknown): void => {
+    failure ??= { error };
+    poke();
+  };
+  let end = context.begin(fail);
+  const signals = callSignals(signal, fail);
+  const sizes = new AdaptiveChunksize();
+  const slots: Slot[] = [];
+  let exhausted = false;
+
+  const submit = (task: string, args: unknown[][]): void => {
+    const slot: Slot = { size: args.length, done: false };
+    slots.push(slot);
+    const endChunk = context.begin(fail);
+    const chunk: Chunk = { task, args, timeout: options.timeout };
+    context.dispatcher.run(chunk, { stop: signals.stop?.signal, drop: signals.drop.signal, retries: options.retries }).then(
+      ({ outcomes, ms }) => {
+        sizes.observe(outcomes.length, ms);
+        slot.outcomes = outcomes;
+      },
+      (error: unknown) => {
+        slot.failure = { error };
+      },
+    ).finally(() => {
+      slot.done = true;
+      endChunk();
+      poke();
+    });
+  };
+
+  try {
+    const task = await resolveTask();
+    for (;;) {
+      // Read ahead while the window has room.
+      while (!exhausted && slots.length < shape.window && failure === undefined) {
+        const want = options.chunksize ?? sizes.next;
+        const args: unknown[][] = [];
+        while (args.length < want) {
+          const next = await source.next();
+          if (next.done) {
+            exhausted = true;
+            break;
+          }
+          args.push(shape.spread ? (next.value as unknown[]) : [next.value]);
+        }
+        if (args.length > 0) submit(task, args);
+      }
+      if (failure !== undefined) throw failure.error;
+      const at = shape.ordered ? (slots.length > 0 && isDone(slots[0]!) ? 0 : -1) : slots.findIndex(isDone);
+      if (at >= 0) {
+        const [slot] = slots.splice(at, 1);
+        if (slot!.failure !== undefined) {
+          context.counters.failed += slot!.size;
+          throw slot!.failure.error;
+        }
+        // While the caller holds a result, this call keeps no one waiting (join()).
+        end();
+        for (const outcome of slot!.outcomes!) {
+          if (!outcome.ok) {
+            context.counters.failed++;
+            throw outcomeError(outcome);
+          }
+          context.counters.completed++;
+          yield outcome.value;
+        }
+        end = context.begin(fail);
+        continue;
+      }
+      if (exhausted && slots.length === 0) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    // Done, failed or left early: nothing more is read, queued chunks are dropped.
+    end();
+    signals.drop.abort(failure?.error ?? new Error('The imap call ended'));
+    signals.release();
+    if (!exhausted) await closeQuietly(source);
+  }
+}
+
+function isDone(slot: Slot): boolean {
+  return slot.done;
+}
+
+async function closeQuietly(source: Iterator<unknown> | AsyncIterator<unknown>): Promise<void> {
+  try {
+    await source.return?.();
+  } catch {
+    // The input's own clean-up failing must not hide the call's outcome.
+  }
+}

@@ -1,0 +1,19 @@
+/** procpool: Python's multiprocessing.Pool for Node.js. */
+export { Pool } from './pool.js';
+export { AsyncResult } from './async-result.js';
+export {
+  PoolError,
+  WorkerExitError,
+  TaskTimeoutError,
+  PoolClosedError,
+  PoolBrokenError,
+  SerializationError,
+  ResultTimeoutError,
+  PoolStateError,
+  type PoolErrorCode,
+  type WorkerExitReason,
+  type SerializationDirection,
+} from './errors.js';
+export type { PoolOptions, CallOptions, ChunkOptions, AsyncCallbacks } from './options.js';
+export type { PoolStats } from './stats.js';
+export type { TaskName, TaskRef, TaskArgs, TaskResult, TaskItem, UntypedModule } from './types.js';

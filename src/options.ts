@@ -1,0 +1,236 @@
+/**
+ * Pool and per-call options: their types (documented once, here), their
+ * validation (one message shape for all) and their defaults.
+ */
+import { availableParallelism } from 'node:os';
+
+/** Options of `new Pool(module, options)`. */
+export interface PoolOptions {
+  /**
+   * Number of child processes (integer ≥ 1).
+   * @default os.availableParallelism()
+   */
+  processes?: number;
+  /** Name of an export run once in each child (replacements too) before its first task. */
+  initializer?: string;
+  /**
+   * Arguments of the initializer.
+   * @default []
+   */
+  initArgs?: readonly unknown[];
+  /**
+   * A child exits after this many items (not chunks) and is replaced.
+   * @default Infinity
+   */
+  maxTasksPerChild?: number;
+  /**
+   * A child whose resident memory passes this many MiB after an item is replaced.
+   * @default Infinity
+   */
+  maxMemoryPerChild?: number;
+  /**
+   * Re-runs an item whose child died up to this many times. Only safe for idempotent tasks.
+   * A task that throws is never retried.
+   * @default 0
+   */
+  retries?: number;
+  /**
+   * Node flags of the children (loaders, `--max-old-space-size=…`).
+   * @default process.execArgv
+   */
+  nodeOptions?: readonly string[];
+  /**
+   * Environment of the children.
+   * @default process.env
+   */
+  env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Working directory of the children.
+   * @default process.cwd()
+   */
+  cwd?: string | URL;
+  /**
+   * `'inherit'`: children's output goes to the parent's stdout/stderr;
+   * `'pipe'`: exposed as `pool.stdout` / `pool.stderr`.
+   * @default 'inherit'
+   */
+  stdio?: 'inherit' | 'pipe';
+}
+
+/** Options of one call (`apply`, `map`, `imap`, …). */
+export interface CallOptions {
+  /** Stops the call: queued items are dropped, running ones stopped (their child is replaced). */
+  signal?: AbortSignal;
+  /** Milliseconds per item while running; past it the child is killed and the item rejects with `TaskTimeoutError`. */
+  timeout?: number;
+  /**
+   * Re-runs an item whose child died up to this many times (idempotent tasks only).
+   * @default the pool's `retries`
+   */
+  retries?: number;
+}
+
+/** Options of `map`, `starmap`, `imap` and `imapUnordered`. */
+export interface ChunkOptions extends CallOptions {
+  /**
+   * Items sent to a child in one message.
+   * @default map/starmap: ceil(n / (4 × processes)); imap*: adapted to item run time
+   */
+  chunksize?: number;
+}
+
+/** Callbacks of the `*Async` methods, called once, as in Python. */
+export interface AsyncCallbacks<T> {
+  callback?: (value: T) => void;
+  errorCallback?: (error: unknown) => void;
+}
+
+/** Pool options after validation and defaults. */
+export interface ResolvedPoolOptions {
+  readonly processes: number;
+  readonly initializer: string | undefined;
+  readonly initArgs: readonly unknown[];
+  readonly maxTasksPerChild: number;
+  readonly maxMemoryPerChild: number;
+  readonly retries: number;
+  readonly nodeOptions: readonly string[];
+  readonly env: Readonly<Record<string, string | undefined>> | undefined;
+  readonly cwd: string | URL | undefined;
+  readonly stdio: 'inherit' | 'pipe';
+}
+
+function show(value: unknown): string {
+  let text: string;
+  if (typeof value === 'string') text = JSON.stringify(value);
+  else if (typeof value === 'function') text = `[Function ${value.name || 'anonymous'}]`;
+  else if (typeof value === 'bigint') text = `${value}n`;
+  else if (typeof value === 'symbol' || value === undefined || Number.isNaN(value)) text = String(value);
+  else {
+    try {
+      text = JSON.stringify(value) ?? String(value);
+    } catch {
+      text = Object.prototype.toString.call(value);
+    }
+  }
+  const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+  return `\`${text.length > 60 ? `${text.slice(0, 57)}...` : text}\` (${type})`;
+}
+
+/** The one message shape of every validation error. */
+function expected(name: string, what: string, value: unknown): string {
+  return `Expected \`${name}\` to be ${what}, got ${show(value)}`;
+}
+
+/** An integer from `min` up, or Infinity when `infinite` allows it. */
+export function checkCount(name: string, value: unknown, min: number, infinite = false): number {
+  const what = `an integer from ${min} and up${infinite ? ' (or Infinity)' : ''}`;
+  if (typeof value !== 'number') throw new TypeError(expected(name, what, value));
+  if (infinite && value === Number.POSITIVE_INFINITY) return value;
+  if (!Number.isInteger(value) || value < min) throw new RangeError(expected(name, what, value));
+  return value;
+}
+
+function checkPositive(name: string, value: unknown): number {
+  const what = 'a positive number of milliseconds';
+  if (typeof value !== 'number') throw new TypeError(expected(name, what, value));
+  if (!(value > 0) || !Number.isFinite(value)) throw new RangeError(expected(name, what, value));
+  return value;
+}
+
+function checkMemory(name: string, value: unknown): number {
+  const what = 'a positive number of MiB (or Infinity)';
+  if (typeof value !== 'number') throw new TypeError(expected(name, what, value));
+  if (!(value > 0)) throw new RangeError(expected(name, what, value));
+  return value;
+}
+
+function checkObject(name: string, value: unknown): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TypeError(expected(name, 'an object', value));
+}
+
+const poolKeys = new Set(['processes', 'initializer', 'initArgs', 'maxTasksPerChild', 'maxMemoryPerChild', 'retries', 'nodeOptions', 'env', 'cwd', 'stdio']);
+
+/** Validates pool options into a fresh frozen object; never writes into the caller's. */
+export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
+  if (options === undefined) options = {};
+  checkObject('options', options);
+  const given = options as PoolOptions;
+  for (const key of Object.keys(given)) {
+    if (!poolKeys.has(key)) throw new TypeError(`Unknown option \`${key}\`; known options: ${[...poolKeys].join(', ')}`);
+  }
+  const { initializer, initArgs = [], nodeOptions = process.execArgv, env, cwd, stdio = 'inherit' } = given;
+  if (initializer !== undefined && (typeof initializer !== 'string' || initializer === '')) {
+    throw new TypeError(expected('initializer', 'the name of an exported function', initializer));
+  }
+  if (!Array.isArray(initArgs)) throw new TypeError(expected('initArgs', 'an array', initArgs));
+  if (!Array.isArray(nodeOptions) || nodeOptions.some((flag) => typeof flag !== 'string')) {
+    throw new TypeError(expected('nodeOptions', 'an array of strings', nodeOptions));
+  }
+  if (env !== undefined) {
+    checkObject('env', env);
+    for (const [key, value] of Object.entries(env)) {
+      if (value !== undefined && typeof value !== 'string') throw new TypeError(expected(`env.${key}`, 'a string', value));
+    }
+  }
+  if (cwd !== undefined && typeof cwd !== 'string' && !(cwd instanceof URL)) throw new TypeError(expected('cwd', 'a path or a file: URL', cwd));
+  if (typeof stdio !== 'string') throw new TypeError(expected('stdio', "'inherit' or 'pipe'", stdio));
+  if (stdio !== 'inherit' && stdio !== 'pipe') throw new RangeError(expected('stdio', "'inherit' or 'pipe'", stdio));
+  return Object.freeze({
+    processes: checkCount('processes', given.processes ?? availableParallelism(), 1),
+    initializer,
+    initArgs: Object.freeze([...(initArgs as unknown[])]),
+    maxTasksPerChild: checkCount('maxTasksPerChild', given.maxTasksPerChild ?? Number.POSITIVE_INFINITY, 1, true),
+    maxMemoryPerChild: checkMemory('maxMemoryPerChild', given.maxMemoryPerChild ?? Number.POSITIVE_INFINITY),
+    retries: checkCount('retries', given.retries ?? 0, 0),
+    nodeOptions: Object.freeze([...(nodeOptions as string[])]),
+    env: env === undefined ? undefined : Object.freeze({ ...env }),
+    cwd,
+    stdio,
+  });
+}
+
+/** Per-call options after validation. */
+export interface ResolvedCallOptions {
+  readonly chunksize: number | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly timeout: number | undefined;
+  readonly retries: number;
+  readonly callback: ((value: never) => void) | undefined;
+  readonly errorCallback: ((error: unknown) => void) | undefined;
+}
+
+/** Which per-call options a method takes. */
+export interface CallShape {
+  chunked: boolean;
+  async: boolean;
+}
+
+/** Validates per-call options when the call is made. */
+export function resolveCallOptions(options: unknown, poolRetries: number, shape: CallShape): ResolvedCallOptions {
+  if (options === undefined) options = {};
+  checkObject('options', options);
+  const given = options as ChunkOptions & AsyncCallbacks<never>;
+  const known = ['signal', 'timeout', 'retries', ...(shape.chunked ? ['chunksize'] : []), ...(shape.async ? ['callback', 'errorCallback'] : [])];
+  for (const key of Object.keys(given)) {
+    if (!known.includes(key)) throw new TypeError(`Unknown call option \`${key}\`; this method takes: ${known.join(', ')}`);
+  }
+  const { signal, callback, errorCallback } = given;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError(expected('signal', 'an AbortSignal', signal));
+  if (callback !== undefined && typeof callback !== 'function') throw new TypeError(expected('callback', 'a function', callback));
+  if (errorCallback !== undefined && typeof errorCallback !== 'function') {
+    throw new TypeError(expected('errorCallback', 'a function', errorCallback));
+  }
+  return {
+    chunksize: given.chunksize === undefined ? undefined : checkCount('chunksize', given.chunksize, 1),
+    signal,
+    timeout: given.timeout === undefined ? undefined : checkPositive('timeout', given.timeout),
+    retries: given.retries === undefined ? poolRetries : checkCount('retries', given.retries, 0),
+    callback,
+    errorCallback,
+  };
+}
+
+/** Python's default chunksize for `map`: ceil(n / (4 × processes)). */
+export function defaultChunksize(items: number, processes: number): number {
+  return Math.max(1, Math.ceil(items / (4 * processes)));
+}

@@ -1,0 +1,103 @@
+/**
+ * Messages exchanged with a child over its IPC channel. Every type carries
+ * the `procpool:` prefix so a task's own `process.send` traffic is ignored.
+ */
+import type { SerializedThrown } from './transfer.js';
+
+/** Parent → child: what to load and how to start. Sent once, first. */
+export interface InitMessage {
+  type: 'procpool:init';
+  /** `file:` URL of the task module. */
+  module: string;
+  initializer: string | undefined;
+  initArgs: unknown[];
+}
+
+/** Parent → child: run `task` on each argument tuple of the chunk, in order. */
+export interface RunMessage {
+  type: 'procpool:run';
+  id: number;
+  task: string;
+  args: unknown[][];
+  /** Report each item's start (only when the call has a timeout). */
+  timed: boolean;
+}
+
+/** Parent → child: skip chunk `id` if it has not started. */
+export interface CancelMessage {
+  type: 'procpool:cancel';
+  id: number;
+}
+
+/** Parent → child: leave now (sent only when the child is idle). */
+export interface StopMessage {
+  type: 'procpool:stop';
+}
+
+export type ParentMessage = InitMessage | RunMessage | CancelMessage | StopMessage;
+
+/** Exit code of a child whose IPC channel closed without a stop message. */
+export const DISCONNECTED_EXIT_CODE = 75;
+
+/** Child → parent: module loaded, initializer done. */
+export interface ReadyMessage {
+  type: 'procpool:ready';
+  /** Names of the module's exported functions. */
+  tasks: string[];
+}
+
+/** Child → parent: the module or the initializer failed; the child exits. */
+export interface InitErrorMessage {
+  type: 'procpool:init-error';
+  error: SerializedThrown;
+}
+
+/** The outcome of one item. */
+export type Outcome =
+  | { ok: true; value: unknown }
+  | { ok: false; error: SerializedThrown }
+  | { ok: false; unsendable: { path: string; detail: string } };
+
+/** Child → parent: a chunk finished (or was skipped after a cancel). */
+export interface DoneMessage {
+  type: 'procpool:done';
+  id: number;
+  outcomes: Outcome[];
+  /** Milliseconds the chunk ran, for adaptive chunking. */
+  ms: number;
+  /** Resident set size of the child after the chunk, in bytes. */
+  rss: number;
+  cancelled?: boolean;
+}
+
+/** Child → parent: item `index` of timed chunk `id` starts now. */
+export interface StartMessage {
+  type: 'procpool:start';
+  id: number;
+  index: number;
+}
+
+/** Child → parent: an uncaught exception or unhandled rejection; the child exits. */
+export interface FatalMessage {
+  type: 'procpool:fatal';
+  error: SerializedThrown;
+}
+
+export type ChildMessage = ReadyMessage | InitErrorMessage | DoneMessage | StartMessage | FatalMessage;
+
+function hasType(value: unknown): value is { type: string } {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}
+
+const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:done', 'procpool:start', 'procpool:fatal']);
+const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:cancel', 'procpool:stop']);
+
+/** Narrows a message received by the parent; anything else is not ours. */
+export function isChildMessage(value: unknown): value is ChildMessage {
+  return hasType(value) && childTypes.has(value.type);
+}
+
+/** Narrows a message received by the child; anything else is not ours. */
+export function isParentMessage(value: unknown): value is ParentMessage {
+  return hasType(value) && parentTypes.has(value.type);
+}

@@ -1,0 +1,70 @@
+/**
+ * Turns what a caller names as the task — an export name or the exported
+ * function itself — into the export name sent to children, checked against
+ * the module's exports.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PoolError } from './errors.js';
+
+/** The `file:` URL of a task module given as a path, a `file:` URL string or a URL. */
+export function moduleUrl(module: unknown): string {
+  if (module instanceof URL) {
+    if (module.protocol !== 'file:') throw new TypeError(`Expected \`module\` to be a file: URL, got \`${module.href}\``);
+    return module.href;
+  }
+  if (typeof module !== 'string' || module === '') {
+    throw new TypeError(`Expected \`module\` to be a path, a file: URL string or a URL, got \`${String(module)}\` (${typeof module})`);
+  }
+  if (module.startsWith('file:')) return new URL(module).href;
+  return pathToFileURL(isAbsolute(module) ? module : resolve(process.cwd(), module)).href;
+}
+
+function unknownTask(what: string, url: string, exports: readonly string[]): PoolError {
+  return new PoolError(
+    `${what} is not an exported function of ${url}; its exported functions are: ${exports.join(', ') || '(none)'}`,
+    'PROCPOOL_UNKNOWN_TASK',
+  );
+}
+
+/** Resolves task references of one pool; the module is imported in the parent only when a function is passed. */
+export class TaskResolver {
+  readonly #url: string;
+  readonly #exports: () => Promise<string[]>;
+  #names: Promise<Map<unknown, string>> | undefined;
+
+  constructor(url: string, exports: () => Promise<string[]>) {
+    this.#url = url;
+    this.#exports = exports;
+  }
+
+  /** The export name of `task`, or a PROCPOOL_UNKNOWN_TASK rejection. */
+  async resolve(task: unknown): Promise<string> {
+    if (typeof task === 'string') {
+      const exports = await this.#exports();
+      if (!exports.includes(task)) throw unknownTask(`Task "${task}"`, this.#url, exports);
+      return task;
+    }
+    if (typeof task !== 'function') {
+      throw new TypeError(`Expected \`task\` to be an export name or an exported function, got \`${String(task)}\` (${task === null ? 'null' : typeof task})`);
+    }
+    this.#names ??= this.#importNames();
+    const name = (await this.#names).get(task);
+    if (name === undefined) throw unknownTask(`Function ${task.name || '(anonymous)'}`, this.#url, await this.#exports());
+    return name;
+  }
+
+  async #importNames(): Promise<Map<unknown, string>> {
+    const names = new Map<unknown, string>();
+    let mod: Record<string, unknown>;
+    try {
+      mod = (await import(this.#url)) as Record<string, unknown>;
+    } catch (error) {
+      throw new PoolError(`A task was passed as a function, but ${this.#url} cannot be imported in this process to find its name`, 'PROCPOOL_UNKNOWN_TASK', { cause: error });
+    }
+    const commonjs = mod.default;
+    if (typeof commonjs === 'object' && commonjs !== null) for (const [key, value] of Object.entries(commonjs)) names.set(value, key);
+    for (const [key, value] of Object.entries(mod)) if (typeof value === 'function' && !names.has(value)) names.set(value, key);
+    return names;
+  }
+}

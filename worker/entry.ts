@@ -1,0 +1,155 @@
+/**
+ * The program each child runs: load the task module once, run the
+ * initializer once, then run chunks one at a time, in the order received.
+ * Imports nothing of the parent side but the protocol and transfer helpers:
+ * its start-up cost is paid by every pool start and every replacement.
+ */
+import { performance } from 'node:perf_hooks';
+import { DISCONNECTED_EXIT_CODE, isParentMessage, type ChildMessage, type InitMessage, type Outcome, type RunMessage } from '../src/protocol.js';
+import { findUnsendable, serializeThrown } from '../src/transfer.js';
+import { startWatchdog } from './watchdog.js';
+
+type TaskFn = (...args: unknown[]) => unknown;
+
+const send = process.send?.bind(process);
+if (send === undefined) {
+  process.stderr.write('procpool: worker/entry is started by a Pool, not run directly\n');
+  process.exit(2);
+}
+
+let tasks: Map<string, TaskFn> | undefined;
+const pending: RunMessage[] = [];
+const cancelled = new Set<number>();
+let draining = false;
+let dying = false;
+let stopping = false;
+
+function post(message: ChildMessage): void {
+  send!(message);
+}
+
+/** Reports a fatal error to the parent, then exits once it is on its way. */
+function die(message: ChildMessage, code: number): void {
+  if (dying) return;
+  dying = true;
+  process.exitCode = code;
+  const exit = (): never => process.exit(code);
+  setTimeout(exit, 500).unref();
+  try {
+    send!(message, undefined, undefined, exit);
+  } catch {
+    exit();
+  }
+}
+
+function collectTasks(mod: Record<string, unknown>): Map<string, TaskFn> {
+  const found = new Map<string, TaskFn>();
+  // A CommonJS module arrives as `default`; its properties are its exports.
+  const commonjs = mod.default;
+  if (typeof commonjs === 'object' && commonjs !== null) {
+    for (const [name, value] of Object.entries(commonjs)) if (typeof value === 'function') found.set(name, value as TaskFn);
+  }
+  for (const [name, value] of Object.entries(mod)) if (typeof value === 'function') found.set(name, value as TaskFn);
+  return found;
+}
+
+async function init(message: InitMessage): Promise<void> {
+  try {
+    const mod = (await import(message.module)) as Record<string, unknown>;
+    const loaded = collectTasks(mod);
+    if (message.initializer !== undefined) {
+      const initializer = loaded.get(message.initializer);
+      if (initializer === undefined) {
+        const names = [...loaded.keys()].join(', ') || 'none';
+        throw new Error(`Initializer "${message.initializer}" is not an exported function of ${message.module} (exports: ${names})`);
+      }
+      await initializer(...message.initArgs);
+    }
+    tasks = loaded;
+    post({ type: 'procpool:ready', tasks: [...loaded.keys()] });
+    startWatchdog();
+    void drain();
+  } catch (error) {
+    die({ type: 'procpool:init-error', error: serializeThrown(error) }, 1);
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+async function runChunk(message: RunMessage, fn: TaskFn | undefined): Promise<Outcome[]> {
+  const outcomes: Outcome[] = new Array<Outcome>(message.args.length);
+  for (let i = 0; i < message.args.length; i++) {
+    if (message.timed) post({ type: 'procpool:start', id: message.id, index: i });
+    try {
+      if (fn === undefined) throw new Error(`Task "${message.task}" is not an exported function`);
+      let value = fn(...message.args[i]!);
+      if (isThenable(value)) value = await value;
+      outcomes[i] = { ok: true, value };
+    } catch (error) {
+      outcomes[i] = { ok: false, error: serializeThrown(error) };
+    }
+  }
+  return outcomes;
+}
+
+/** Sends a finished chunk; a result that cannot be cloned becomes that item's error. */
+function sendDone(id: number, outcomes: Outcome[], ms: number): void {
+  const done = { type: 'procpool:done' as const, id, outcomes, ms, rss: process.memoryUsage.rss() };
+  try {
+    post(done);
+    return;
+  } catch {
+    // Some result cannot be cloned: find which, and say where.
+  }
+  done.outcomes = outcomes.map((outcome) => {
+    if (!outcome.ok) return outcome;
+    const unsendable = findUnsendable(outcome.value, 'result');
+    return unsendable === undefined ? outcome : { ok: false, unsendable };
+  });
+  post(done);
+}
+
+async function drain(): Promise<void> {
+  if (draining || tasks === undefined) return;
+  draining = true;
+  try {
+    for (let message = pending.shift(); message !== undefined; message = pending.shift()) {
+      if (cancelled.delete(message.id)) {
+        post({ type: 'procpool:done', id: message.id, outcomes: [], ms: 0, rss: 0, cancelled: true });
+        continue;
+      }
+      const started = performance.now();
+      const outcomes = await runChunk(message, tasks.get(message.task));
+      sendDone(message.id, outcomes, performance.now() - started);
+    }
+  } finally {
+    draining = false;
+  }
+}
+
+process.on('message', (message: unknown) => {
+  if (!isParentMessage(message)) return;
+  if (message.type === 'procpool:run') {
+    pending.push(message);
+    void drain();
+  } else if (message.type === 'procpool:cancel') {
+    if (pending.some((queued) => queued.id === message.id)) cancelled.add(message.id);
+  } else if (message.type === 'procpool:stop') {
+    stopping = true;
+    setImmediate(() => process.exit(0));
+  } else {
+    void init(message);
+  }
+});
+
+// The channel closed without a stop: the parent is gone or a task let go of
+// it. Deferred, as exiting inside a message replay crashes Node 20.
+process.on('disconnect', () => setImmediate(() => process.exit(stopping ? 0 : DISCONNECTED_EXIT_CODE)));
+
+function fatal(error: unknown): void {
+  die({ type: 'procpool:fatal', error: serializeThrown(error) }, 1);
+}
+process.on('uncaughtException', fatal);
+process.on('unhandledRejection', fatal);
