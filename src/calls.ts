@@ -6,7 +6,8 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { Chunk } from './child.js';
-import type { Dispatcher } from './dispatcher.js';
+import type { Dispatch, Dispatcher } from './dispatcher.js';
+import { ProgressReporter } from './progress.js';
 import { SerializationError } from './errors.js';
 import type { ResolvedCallOptions } from './options.js';
 import type { Outcome } from './protocol.js';
@@ -25,6 +26,7 @@ export interface CallContext {
 
 /** The error an item's outcome stands for. */
 export function outcomeError(outcome: Exclude<Outcome, { ok: true }>): unknown {
+  if ('local' in outcome) return outcome.local;
   if ('unsendable' in outcome) {
     const { path, detail } = outcome.unsendable;
     return new SerializationError({ direction: path.startsWith('result') ? 'result' : 'args', path, detail });
@@ -55,6 +57,11 @@ export function callSignals(signal: AbortSignal | undefined, onAbort: (reason: u
   return { stop, drop, release: () => signal.removeEventListener('abort', follow) };
 }
 
+/** How a call's chunks are dispatched. */
+export function dispatchOf(signals: CallSignals, options: ResolvedCallOptions, stopAtError: boolean): Dispatch {
+  return { stop: signals.stop?.signal, drop: signals.drop.signal, retries: options.retries, stopAtError };
+}
+
 /** Runs `task` on every argument tuple; resolves with the results in input order. */
 export function runBatch(context: CallContext, task: string, tuples: unknown[][], chunksize: number, options: ResolvedCallOptions): Promise<unknown[]> {
   const { signal } = options;
@@ -73,12 +80,13 @@ export function runBatch(context: CallContext, task: string, tuples: unknown[][]
     };
     const end = context.begin(fail);
     const signals = callSignals(signal, fail);
+    const progress = new ProgressReporter(options.onProgress, tuples.length);
     const chunks = chunkItems(tuples, chunksize);
     let remaining = chunks.length;
     chunks.forEach((args, at) => {
       const offset = at * chunksize;
-      const chunk: Chunk = { task, args, timeout: options.timeout };
-      context.dispatcher.run(chunk, { stop: signals.stop?.signal, drop: signals.drop.signal, retries: options.retries }).then(
+      const chunk: Chunk = { task, args, timeout: options.timeout, stream: options.timeout !== undefined };
+      context.dispatcher.run(chunk, dispatchOf(signals, options, true)).then(
         ({ outcomes }) => {
           if (settled) return;
           for (let i = 0; i < outcomes.length; i++) {
@@ -86,12 +94,16 @@ export function runBatch(context: CallContext, task: string, tuples: unknown[][]
             if (!outcome.ok) {
               context.counters.completed += i;
               context.counters.failed++;
+              progress.add(i + 1, 1);
+              progress.finish();
               return fail(outcomeError(outcome));
             }
             results[offset + i] = outcome.value;
           }
           context.counters.completed += outcomes.length;
+          progress.add(outcomes.length);
           if (--remaining > 0) return;
+          progress.finish();
           settled = true;
           end();
           signals.release();

@@ -35,6 +35,7 @@ export class Children {
   #state: State = 'running';
   #failure: PoolBrokenError | undefined;
   #restarts = 0;
+  #slotRestarts: number[];
   #readyCount = 0;
   #tasks: string[] | undefined;
   #whenTasks: Array<{ resolve(tasks: string[]): void; reject(error: unknown): void }> = [];
@@ -57,7 +58,8 @@ export class Children {
       stdout: this.stdout,
       stderr: this.stderr ?? process.stderr,
     };
-    for (let i = 0; i < options.processes; i++) this.#spawn();
+    this.#slotRestarts = new Array<number>(options.processes).fill(0);
+    for (let slot = 0; slot < options.processes; slot++) this.#spawn(slot);
   }
 
   /** Live children (starting, working or leaving). */
@@ -154,8 +156,9 @@ export class Children {
     return undefined;
   }
 
-  #spawn(): void {
-    const child = new Child(this.#options, this.#moduleUrl, this.#hooks);
+  /** Starts a child in `slot` (a replacement takes its predecessor's slot). */
+  #spawn(slot: number): void {
+    const child = new Child(this.#options, this.#moduleUrl, this.#hooks, slot);
     child.awaited = this.#demand > 0;
     this.#live.add(child);
   }
@@ -199,11 +202,19 @@ export class Children {
   #retire(child: Child): void {
     if (child.retiring) return;
     child.retiring = true;
-    if (this.#state === 'running') {
-      this.#restarts++;
-      this.#spawn();
-    }
+    if (this.#state === 'running') this.#replace(child);
     child.stop();
+  }
+
+  #replace(child: Child): void {
+    this.#restarts++;
+    this.#slotRestarts[child.slot]!++;
+    this.#spawn(child.slot);
+  }
+
+  /** Children replaced, per slot. */
+  slotRestarts(slot: number): number {
+    return this.#slotRestarts[slot] ?? 0;
   }
 
   #onReady(child: Child, tasks: string[]): void {
@@ -226,10 +237,7 @@ export class Children {
     this.#live.delete(child);
     if (!exit.requested && !child.retiring && this.#state === 'running') {
       if (!exit.wasReady && !exit.killed) this.#break(exit);
-      else {
-        this.#restarts++;
-        this.#spawn();
-      }
+      else this.#replace(child);
     }
     this.#wake();
     if (this.#live.size === 0) for (const resolve of this.#whenGone.splice(0)) resolve();

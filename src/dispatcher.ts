@@ -11,6 +11,7 @@ import { NotStartedError, type Chunk, type RunResult } from './child.js';
 import { maxInFlightPerChild, type Children } from './children.js';
 import { WorkerExitError } from './errors.js';
 import type { Outcome } from './protocol.js';
+import type { Counters } from './stats.js';
 
 /** How one chunk is to be run. */
 export interface Dispatch {
@@ -20,6 +21,12 @@ export interface Dispatch {
   drop: AbortSignal;
   /** Re-runs after a child death allowed. */
   retries: number;
+  /** Return at the first failed item of a streamed chunk (the call fails there anyway). */
+  stopAtError: boolean;
+}
+
+function isLocalFailure(outcome: Outcome | undefined): outcome is { ok: false; local: unknown } {
+  return outcome !== undefined && !outcome.ok && 'local' in outcome;
 }
 
 /** The queue of chunks waiting for a child. */
@@ -28,8 +35,11 @@ export class Dispatcher {
   readonly #children: Children;
   #queuedItems = 0;
 
-  constructor(children: Children, processes: number) {
+  readonly #counters: Counters;
+
+  constructor(children: Children, processes: number, counters: Counters) {
     this.#children = children;
+    this.#counters = counters;
     this.#queue = new PQueue({ concurrency: processes * maxInFlightPerChild });
   }
 
@@ -48,6 +58,7 @@ export class Dispatcher {
     const signal = how.stop === undefined ? how.drop : AbortSignal.any([how.stop, how.drop]);
     this.#queuedItems += chunk.args.length;
     let unsent = chunk.args.length;
+    const queuedAt = performance.now();
     const job = async (): Promise<RunResult> => {
       const outcomes: Outcome[] = [];
       let ms = 0;
@@ -61,6 +72,7 @@ export class Dispatcher {
         const take = Math.min(left, this.#children.room(child));
         const part = take === chunk.args.length ? chunk : { ...chunk, args: chunk.args.slice(outcomes.length, outcomes.length + take) };
         this.#children.assign(child, take);
+        if (attempts === 0 && outcomes.length === 0) this.#counters.queueWait.record(performance.now() - queuedAt);
         this.#queuedItems -= take;
         unsent -= take;
         const { id, result } = child.run(part);
@@ -70,8 +82,18 @@ export class Dispatcher {
         how.drop.addEventListener('abort', onDrop, { once: true });
         try {
           const done = await result;
-          outcomes.push(...done.outcomes);
+          let got = done.outcomes;
+          // A streamed chunk cut short by a death or a timeout: its last outcome is that item's error.
+          if (isLocalFailure(got.at(-1)) && got.length <= take) {
+            const failure = (got.at(-1) as { local: unknown }).local;
+            if (failure instanceof WorkerExitError && attempts++ < how.retries) got = got.slice(0, -1);
+          }
+          outcomes.push(...got);
           ms += done.ms;
+          if (got.length > 0 && done.ms > 0) this.#counters.runTime.record(done.ms / got.length);
+          this.#queuedItems += take - got.length;
+          unsent += take - got.length;
+          if (how.stopAtError && got.some((outcome) => !outcome.ok)) return { outcomes, ms };
         } catch (error) {
           signal.throwIfAborted();
           const failure = this.#children.failure;

@@ -6,7 +6,8 @@
  */
 import type { Chunk } from './child.js';
 import { AdaptiveChunksize } from './chunks.js';
-import { callSignals, outcomeError, type CallContext } from './calls.js';
+import { callSignals, dispatchOf, outcomeError, type CallContext } from './calls.js';
+import { ProgressReporter } from './progress.js';
 import type { ResolvedCallOptions } from './options.js';
 import type { Outcome } from './protocol.js';
 
@@ -18,9 +19,15 @@ export interface ImapShape {
   spread: boolean;
   /** Chunks in flight or buffered at most. */
   window: number;
+  /** Yield every item's outcome as a `Settled` record and go on past failures (the command line). */
+  settle: boolean;
 }
 
+/** One item's outcome, with its input position (settle mode). */
+export type Settled = { index: number; ok: true; value: unknown } | { index: number; ok: false; error: unknown };
+
 interface Slot {
+  start: number;
   size: number;
   done: boolean;
   outcomes?: Outcome[];
@@ -60,15 +67,18 @@ export async function* runImap(
   let end = context.begin(fail);
   const signals = callSignals(signal, fail);
   const sizes = new AdaptiveChunksize();
+  const progress = new ProgressReporter(options.onProgress, undefined);
   const slots: Slot[] = [];
   let exhausted = false;
+  let read = 0;
 
   const submit = (task: string, args: unknown[][]): void => {
-    const slot: Slot = { size: args.length, done: false };
+    const slot: Slot = { start: read, size: args.length, done: false };
+    read += args.length;
     slots.push(slot);
     const endChunk = context.begin(fail);
-    const chunk: Chunk = { task, args, timeout: options.timeout };
-    context.dispatcher.run(chunk, { stop: signals.stop?.signal, drop: signals.drop.signal, retries: options.retries }).then(
+    const chunk: Chunk = { task, args, timeout: options.timeout, stream: shape.settle || options.timeout !== undefined };
+    context.dispatcher.run(chunk, dispatchOf(signals, options, !shape.settle)).then(
       ({ outcomes, ms }) => {
         sizes.observe(outcomes.length, ms);
         slot.outcomes = outcomes;
@@ -110,18 +120,20 @@ export async function* runImap(
         }
         // While the caller holds a result, this call keeps no one waiting (join()).
         end();
-        for (const outcome of slot!.outcomes!) {
-          if (!outcome.ok) {
-            context.counters.failed++;
-            throw outcomeError(outcome);
-          }
-          context.counters.completed++;
-          yield outcome.value;
+        const outcomes = slot!.outcomes!;
+        for (let i = 0; i < outcomes.length; i++) {
+          const outcome = outcomes[i]!;
+          if (outcome.ok) context.counters.completed++;
+          else context.counters.failed++;
+          progress.add(1, outcome.ok ? 0 : 1);
+          if (shape.settle) yield settled(slot!.start + i, outcome);
+          else if (outcome.ok) yield outcome.value;
+          else throw outcomeError(outcome);
         }
         end = context.begin(fail);
         continue;
       }
-      if (exhausted && slots.length === 0) return;
+      if (exhausted && slots.length === 0) return progress.finish();
       await new Promise<void>((resolve) => (wake = resolve));
     }
   } finally {
@@ -131,6 +143,10 @@ export async function* runImap(
     signals.release();
     if (!exhausted) await closeQuietly(source);
   }
+}
+
+function settled(index: number, outcome: Outcome): Settled {
+  return outcome.ok ? { index, ok: true, value: outcome.value } : { index, ok: false, error: outcomeError(outcome) };
 }
 
 function isDone(slot: Slot): boolean {

@@ -3,6 +3,7 @@
  * validation (one message shape for all) and their defaults.
  */
 import { availableParallelism } from 'node:os';
+import type { Progress } from './progress.js';
 
 /** Options of `new Pool(module, options)`. */
 export interface PoolOptions {
@@ -77,6 +78,8 @@ export interface ChunkOptions extends CallOptions {
    * @default map/starmap: ceil(n / (4 × processes)); imap*: adapted to item run time
    */
   chunksize?: number;
+  /** Called with `{ done, total, failed }` at most every 100 ms while the call runs, and once at its end. */
+  onProgress?: (progress: Progress) => void;
 }
 
 /** Callbacks of the `*Async` methods, called once, as in Python. */
@@ -197,6 +200,7 @@ export interface ResolvedCallOptions {
   readonly retries: number;
   readonly callback: ((value: never) => void) | undefined;
   readonly errorCallback: ((error: unknown) => void) | undefined;
+  readonly onProgress: ((progress: Progress) => void) | undefined;
 }
 
 /** Which per-call options a method takes. */
@@ -210,11 +214,12 @@ export function resolveCallOptions(options: unknown, poolRetries: number, shape:
   if (options === undefined) options = {};
   checkObject('options', options);
   const given = options as ChunkOptions & AsyncCallbacks<never>;
-  const known = ['signal', 'timeout', 'retries', ...(shape.chunked ? ['chunksize'] : []), ...(shape.async ? ['callback', 'errorCallback'] : [])];
+  const known = ['signal', 'timeout', 'retries', ...(shape.chunked ? ['chunksize', 'onProgress'] : []), ...(shape.async ? ['callback', 'errorCallback'] : [])];
   for (const key of Object.keys(given)) {
     if (!known.includes(key)) throw new TypeError(`Unknown call option \`${key}\`; this method takes: ${known.join(', ')}`);
   }
-  const { signal, callback, errorCallback } = given;
+  const { signal, callback, errorCallback, onProgress } = given;
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(expected('onProgress', 'a function', onProgress));
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError(expected('signal', 'an AbortSignal', signal));
   if (callback !== undefined && typeof callback !== 'function') throw new TypeError(expected('callback', 'a function', callback));
   if (errorCallback !== undefined && typeof errorCallback !== 'function') {
@@ -227,6 +232,7 @@ export function resolveCallOptions(options: unknown, poolRetries: number, shape:
     retries: given.retries === undefined ? poolRetries : checkCount('retries', given.retries, 0),
     callback,
     errorCallback,
+    onProgress,
   };
 }
 

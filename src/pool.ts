@@ -18,7 +18,8 @@ import { runBatch, type CallContext } from './calls.js';
 import { Children } from './children.js';
 import { Dispatcher } from './dispatcher.js';
 import { PoolClosedError, PoolStateError } from './errors.js';
-import { runImap } from './imap.js';
+import { runImap, type Settled } from './imap.js';
+import { settleEach } from './internal.js';
 import {
   defaultChunksize,
   resolveCallOptions,
@@ -31,7 +32,7 @@ import {
   type ResolvedCallOptions,
   type ResolvedPoolOptions,
 } from './options.js';
-import { Counters, type PoolStats } from './stats.js';
+import { Counters, type ChildStats, type PoolStats } from './stats.js';
 import { TaskResolver, moduleUrl } from './task-ref.js';
 import type { MaybeAsyncIterable, TaskArgs, TaskItem, TaskRef, TaskResult, UntypedModule } from './types.js';
 
@@ -58,7 +59,7 @@ export class Pool<M = UntypedModule> {
     const url = moduleUrl(module);
     this.#options = resolvePoolOptions(options);
     this.#children = new Children(this.#options, url);
-    this.#dispatcher = new Dispatcher(this.#children, this.#options.processes);
+    this.#dispatcher = new Dispatcher(this.#children, this.#options.processes, this.#counters);
     this.#tasks = new TaskResolver(url, () => this.#children.tasks());
     this.#context = {
       dispatcher: this.#dispatcher,
@@ -99,9 +100,11 @@ export class Pool<M = UntypedModule> {
   get stats(): PoolStats {
     let busy = 0;
     let idle = 0;
+    const children: ChildStats[] = [];
     for (const child of this.#children.all) {
       if (child.inFlight > 0) busy++;
       else if (child.isReady && !child.retiring) idle++;
+      if (!child.retiring) children[child.slot] = { pid: child.pid, items: child.finished, restarts: this.#children.slotRestarts(child.slot), rss: child.rss };
     }
     return Object.freeze({
       processes: this.#options.processes,
@@ -111,6 +114,9 @@ export class Pool<M = UntypedModule> {
       completed: this.#counters.completed,
       failed: this.#counters.failed,
       restarts: this.#children.restarts,
+      children: children.filter(Boolean),
+      queueWait: this.#counters.queueWait.percentiles(),
+      runTime: this.#counters.runTime.percentiles(),
     });
   }
 
@@ -173,9 +179,12 @@ export class Pool<M = UntypedModule> {
     return this.#imap(task, items, options, false, false) as AsyncIterableIterator<TaskResult<M, K>>;
   }
 
-  /** @internal `imap*` over argument tuples (the command line's starmap). */
-  istarmap(task: unknown, argTuples: MaybeAsyncIterable<unknown[]>, options: ChunkOptions | undefined, ordered: boolean): AsyncIterableIterator<unknown> {
-    return this.#imap(task, argTuples, options, ordered, true);
+  /**
+   * @internal For the command line: every item's outcome as a `Settled`
+   * record, going on past failures; `spread` reads argument tuples.
+   */
+  [settleEach](task: unknown, items: MaybeAsyncIterable<unknown>, options: ChunkOptions | undefined, how: { ordered: boolean; spread: boolean }): AsyncIterableIterator<Settled> {
+    return this.#imap(task, items, options, how.ordered, how.spread, true) as AsyncIterableIterator<Settled>;
   }
 
   /** No new work; queued work still runs, then the children leave. */
@@ -265,9 +274,9 @@ export class Pool<M = UntypedModule> {
     return runBatch(this.#context, name, tuples as unknown[][], chunksize, resolved);
   }
 
-  async *#imap(task: unknown, items: unknown, options: unknown, ordered: boolean, spread: boolean): AsyncGenerator<unknown, void, undefined> {
+  async *#imap(task: unknown, items: unknown, options: unknown, ordered: boolean, spread: boolean, settle = false): AsyncGenerator<unknown, void, undefined> {
     const resolved = this.#open(options, { chunked: true, async: false });
-    const shape = { ordered, spread, window: 2 * this.#options.processes };
+    const shape = { ordered, spread, settle, window: 2 * this.#options.processes };
     yield* runImap(this.#context, () => this.#resolveTask(task), items, resolved, shape);
   }
 

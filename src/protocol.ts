@@ -19,8 +19,10 @@ export interface RunMessage {
   id: number;
   task: string;
   args: unknown[][];
-  /** Report each item's start (only when the call has a timeout). */
+  /** Report when the chunk starts (only when the call has a timeout). */
   timed: boolean;
+  /** Send each item's outcome as it finishes, not all at the end. */
+  stream: boolean;
 }
 
 /** Parent → child: skip chunk `id` if it has not started. */
@@ -52,11 +54,12 @@ export interface InitErrorMessage {
   error: SerializedThrown;
 }
 
-/** The outcome of one item. */
+/** The outcome of one item. `local` is an error raised in the parent (the item's child died or timed out). */
 export type Outcome =
   | { ok: true; value: unknown }
   | { ok: false; error: SerializedThrown }
-  | { ok: false; unsendable: { path: string; detail: string } };
+  | { ok: false; unsendable: { path: string; detail: string } }
+  | { ok: false; local: unknown };
 
 /** Child → parent: a chunk finished (or was skipped after a cancel). */
 export interface DoneMessage {
@@ -68,6 +71,14 @@ export interface DoneMessage {
   /** Resident set size of the child after the chunk, in bytes. */
   rss: number;
   cancelled?: boolean;
+}
+
+/** Child → parent: item `index` of streamed chunk `id` finished. */
+export interface ItemMessage {
+  type: 'procpool:item';
+  id: number;
+  index: number;
+  outcome: Outcome;
 }
 
 /** Child → parent: item `index` of timed chunk `id` starts now. */
@@ -83,13 +94,13 @@ export interface FatalMessage {
   error: SerializedThrown;
 }
 
-export type ChildMessage = ReadyMessage | InitErrorMessage | DoneMessage | StartMessage | FatalMessage;
+export type ChildMessage = ReadyMessage | InitErrorMessage | DoneMessage | ItemMessage | StartMessage | FatalMessage;
 
 function hasType(value: unknown): value is { type: string } {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
 }
 
-const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:done', 'procpool:start', 'procpool:fatal']);
+const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:done', 'procpool:item', 'procpool:start', 'procpool:fatal']);
 const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:cancel', 'procpool:stop']);
 
 /** Narrows a message received by the parent; anything else is not ours. */

@@ -1,6 +1,25 @@
 /**
- * Counters of the pool's work, read as a snapshot through `pool.stats`.
+ * Counters and timing samples of the pool's work, read as a snapshot
+ * through `pool.stats`.
  */
+
+/** Percentiles of a timing, in milliseconds. */
+export interface Percentiles {
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+}
+
+/** One child slot (a replacement takes its predecessor's slot). */
+export interface ChildStats {
+  readonly pid: number | undefined;
+  /** Items this child has finished. */
+  readonly items: number;
+  /** Children replaced in this slot so far. */
+  readonly restarts: number;
+  /** Resident memory after its last chunk, in bytes (0 before its first). */
+  readonly rss: number;
+}
 
 /** A snapshot of the pool's state and counters. */
 export interface PoolStats {
@@ -18,10 +37,40 @@ export interface PoolStats {
   readonly failed: number;
   /** Children replaced for any reason (death, recycling). */
   readonly restarts: number;
+  /** Live children, by slot. */
+  readonly children: readonly ChildStats[];
+  /** Time a chunk waited for a child, over the last 1,024 chunks. */
+  readonly queueWait: Percentiles;
+  /** Time a chunk ran in its child, per item, over the last 1,024 chunks. */
+  readonly runTime: Percentiles;
 }
 
-/** Item counters, shared by every call of one pool. */
+/** The last `size` samples of a timing. */
+export class Samples {
+  readonly #values: Float64Array;
+  #count = 0;
+
+  constructor(size = 1024) {
+    this.#values = new Float64Array(size);
+  }
+
+  record(ms: number): void {
+    this.#values[this.#count++ % this.#values.length] = ms;
+  }
+
+  percentiles(): Percentiles {
+    const n = Math.min(this.#count, this.#values.length);
+    if (n === 0) return { p50: 0, p90: 0, p99: 0 };
+    const sorted = this.#values.slice(0, n).sort();
+    const at = (q: number): number => sorted[Math.min(n - 1, Math.floor(q * n))]!;
+    return { p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+  }
+}
+
+/** Item counters and timings, shared by every call of one pool. */
 export class Counters {
   completed = 0;
   failed = 0;
+  readonly queueWait = new Samples();
+  readonly runTime = new Samples();
 }

@@ -78,37 +78,50 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
+/** Runs one item; never throws. */
+async function runItem(fn: TaskFn | undefined, task: string, args: unknown[]): Promise<Outcome> {
+  try {
+    if (fn === undefined) throw new Error(`Task "${task}" is not an exported function`);
+    let value = fn(...args);
+    if (isThenable(value)) value = await value;
+    return { ok: true, value };
+  } catch (error) {
+    return { ok: false, error: serializeThrown(error) };
+  }
+}
+
+/** A result that cannot be cloned becomes that item's error, naming where. */
+function sendable(outcome: Outcome): Outcome {
+  if (!outcome.ok) return outcome;
+  const unsendable = findUnsendable(outcome.value, 'result');
+  return unsendable === undefined ? outcome : { ok: false, unsendable };
+}
+
+/** Posts a message carrying outcomes; if one cannot be cloned, posts it again with that outcome replaced. */
+function postOutcomes<T extends ChildMessage>(message: T, fix: (message: T) => T): void {
+  try {
+    post(message);
+  } catch {
+    post(fix(message));
+  }
+}
+
 async function runChunk(message: RunMessage, fn: TaskFn | undefined): Promise<Outcome[]> {
-  const outcomes: Outcome[] = new Array<Outcome>(message.args.length);
-  for (let i = 0; i < message.args.length; i++) {
-    if (message.timed) post({ type: 'procpool:start', id: message.id, index: i });
-    try {
-      if (fn === undefined) throw new Error(`Task "${message.task}" is not an exported function`);
-      let value = fn(...message.args[i]!);
-      if (isThenable(value)) value = await value;
-      outcomes[i] = { ok: true, value };
-    } catch (error) {
-      outcomes[i] = { ok: false, error: serializeThrown(error) };
-    }
+  const { id, args, timed, stream } = message;
+  const outcomes: Outcome[] = stream ? [] : new Array<Outcome>(args.length);
+  for (let index = 0; index < args.length; index++) {
+    // A streamed item's outcome tells the parent the next one starts; others say so each time.
+    if (timed && (index === 0 || !stream)) post({ type: 'procpool:start', id, index });
+    const outcome = await runItem(fn, message.task, args[index]!);
+    if (!stream) outcomes[index] = outcome;
+    else postOutcomes({ type: 'procpool:item', id, index, outcome }, (item) => ({ ...item, outcome: sendable(item.outcome) }));
   }
   return outcomes;
 }
 
-/** Sends a finished chunk; a result that cannot be cloned becomes that item's error. */
 function sendDone(id: number, outcomes: Outcome[], ms: number): void {
   const done = { type: 'procpool:done' as const, id, outcomes, ms, rss: process.memoryUsage.rss() };
-  try {
-    post(done);
-    return;
-  } catch {
-    // Some result cannot be cloned: find which, and say where.
-  }
-  done.outcomes = outcomes.map((outcome) => {
-    if (!outcome.ok) return outcome;
-    const unsendable = findUnsendable(outcome.value, 'result');
-    return unsendable === undefined ? outcome : { ok: false, unsendable };
-  });
-  post(done);
+  postOutcomes(done, (message) => ({ ...message, outcomes: message.outcomes.map(sendable) }));
 }
 
 async function drain(): Promise<void> {

@@ -1,0 +1,115 @@
+/**
+ * Starting one child process with execa and the plumbing around it: its
+ * stderr kept as a tail (for PoolBrokenError and out-of-memory detection)
+ * and forwarded, refs so idle children never keep the parent alive, and
+ * sending on the raw IPC channel (execa's own messaging is slower and
+ * disconnects for good on a failed send). The only home of execa.
+ */
+import { execaNode } from 'execa';
+import type { ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import type { ResolvedPoolOptions } from './options.js';
+import type { ParentMessage } from './protocol.js';
+
+const entry = new URL('../worker/entry.js', import.meta.url);
+const stderrTailBytes = 8192;
+
+/** Where a child's output goes. */
+export interface ChildOutput {
+  stdout: Writable | undefined;
+  stderr: Writable;
+}
+
+/** A started child process, reduced to what the pool uses. */
+export class SpawnedChild {
+  readonly #process: ChildProcess;
+  #stderrTail = '';
+
+  constructor(options: ResolvedPoolOptions, output: ChildOutput) {
+    const subprocess = execaNode(entry, [], {
+      ipc: true,
+      serialization: 'advanced',
+      buffer: false,
+      cleanup: true,
+      reject: false,
+      nodeOptions: [...options.nodeOptions],
+      stdin: 'ignore',
+      stdout: options.stdio === 'pipe' ? 'pipe' : 'inherit',
+      stderr: 'pipe',
+      forceKillAfterDelay: 1000,
+      ...(options.env === undefined ? {} : { env: options.env, extendEnv: false }),
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    });
+    // The subprocess is a promise too: an unhandled one would crash the parent.
+    subprocess.catch(() => undefined);
+    // From here on only Node's own ChildProcess surface is used: raw IPC, kill, events.
+    this.#process = subprocess as unknown as ChildProcess;
+    this.#process.on('error', () => undefined);
+    if (output.stdout) this.#process.stdout?.pipe(output.stdout, { end: false });
+    this.#process.stderr?.on('data', (data: Buffer) => {
+      output.stderr.write(data);
+      this.#stderrTail = (this.#stderrTail + data.toString()).slice(-stderrTailBytes);
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.#process.pid;
+  }
+
+  /** The last bytes the child wrote to stderr. */
+  get stderrTail(): string {
+    return this.#stderrTail;
+  }
+
+  /** Sends a message; false when a value in it cannot be cloned (the channel stays usable). */
+  send(message: ParentMessage): boolean {
+    try {
+      this.#process.send(message, undefined, undefined, () => undefined);
+      return true;
+    } catch (error) {
+      if (error instanceof Error && /could not be cloned|DataCloneError/i.test(`${error.name} ${error.message}`)) return false;
+      // The channel is closed: the exit handler settles everything in flight.
+      return true;
+    }
+  }
+
+  onMessage(listener: (message: unknown) => void): void {
+    this.#process.on('message', listener);
+  }
+
+  onDisconnect(listener: () => void): void {
+    this.#process.once('disconnect', listener);
+  }
+
+  /** Calls `listener` once the child has exited and its stderr has drained (briefly waited for). */
+  onExit(listener: (exitCode: number | null, signal: NodeJS.Signals | null) => void): void {
+    this.#process.once('exit', (exitCode, signal) => {
+      let called = false;
+      const call = (): void => {
+        if (called) return;
+        called = true;
+        clearTimeout(timer);
+        listener(exitCode, signal);
+      };
+      const stderr = this.#process.stderr as Readable | null;
+      const timer = setTimeout(call, 200);
+      if (stderr === null || stderr.readableEnded || stderr.destroyed) call();
+      else stderr.once('close', call);
+    });
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    this.#process.kill(signal);
+  }
+
+  /** Whether the child keeps the parent's event loop alive. */
+  setRef(on: boolean): void {
+    const method = on ? 'ref' : 'unref';
+    this.#process[method]();
+    const channel = (this.#process as unknown as { channel?: { ref(): void; unref(): void } }).channel;
+    channel?.[method]();
+    for (const stream of [this.#process.stdout, this.#process.stderr]) {
+      (stream as unknown as { ref?(): void; unref?(): void } | null)?.[method]?.();
+    }
+  }
+}
