@@ -37,13 +37,20 @@ export function outcomeError(outcome: Exclude<Outcome, { ok: true }>): unknown {
 /** The signals of one call: `stop` follows the caller's signal, `drop` fires when the call fails. */
 export interface CallSignals {
   stop: AbortController | undefined;
-  drop: AbortController;
+  drop: AbortController | undefined;
   /** Detaches from the caller's signal. */
   release(): void;
 }
 
-/** Makes the call's own signals, so that per-chunk listeners never pile up on the caller's. */
-export function callSignals(signal: AbortSignal | undefined, onAbort: (reason: unknown) => void): CallSignals {
+const noSignals: CallSignals = { stop: undefined, drop: undefined, release: () => undefined };
+
+/**
+ * Makes the call's own signals, so that per-chunk listeners never pile up
+ * on the caller's. A call of one chunk has nothing to drop: it skips them
+ * (they cost more than a tiny item's round trip).
+ */
+export function callSignals(signal: AbortSignal | undefined, onAbort: (reason: unknown) => void, chunks = Number.POSITIVE_INFINITY): CallSignals {
+  if (signal === undefined && chunks <= 1) return noSignals;
   const drop = new AbortController();
   setMaxListeners(0, drop.signal);
   if (signal === undefined) return { stop: undefined, drop, release: () => undefined };
@@ -59,7 +66,40 @@ export function callSignals(signal: AbortSignal | undefined, onAbort: (reason: u
 
 /** How a call's chunks are dispatched. */
 export function dispatchOf(signals: CallSignals, options: ResolvedCallOptions, stopAtError: boolean): Dispatch {
-  return { stop: signals.stop?.signal, drop: signals.drop.signal, retries: options.retries, stopAtError };
+  return { stop: signals.stop?.signal, drop: signals.drop?.signal, retries: options.retries, stopAtError };
+}
+
+/** Runs `task(...args)` once: `apply`'s lean path, since a tiny call's overhead is all there is. */
+export function runOne(context: CallContext, task: string, args: unknown[], options: ResolvedCallOptions): Promise<unknown> {
+  const { signal, timeout } = options;
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise<unknown>((resolve, reject) => {
+    let settled = false;
+    const finish = (ok: boolean, value: unknown): void => {
+      if (settled) return;
+      settled = true;
+      end();
+      signals.release();
+      if (ok) resolve(value);
+      else reject(value);
+    };
+    const end = context.begin((error) => finish(false, error));
+    const signals = callSignals(signal, (error) => finish(false, error), 1);
+    const chunk: Chunk = { task, args: [args], timeout, stream: timeout !== undefined };
+    context.dispatcher.run(chunk, dispatchOf(signals, options, true)).then(
+      ({ outcomes }) => {
+        const outcome = outcomes[0]!;
+        if (settled) return;
+        if (outcome.ok) context.counters.completed++;
+        else context.counters.failed++;
+        finish(outcome.ok, outcome.ok ? outcome.value : outcomeError(outcome));
+      },
+      (error: unknown) => {
+        if (!settled) context.counters.failed++;
+        finish(false, error);
+      },
+    );
+  });
 }
 
 /** Runs `task` on every argument tuple; resolves with the results in input order. */
@@ -74,14 +114,14 @@ export function runBatch(context: CallContext, task: string, tuples: unknown[][]
       if (settled) return;
       settled = true;
       end();
-      signals.drop.abort(error);
+      signals.drop?.abort(error);
       signals.release();
       reject(error);
     };
     const end = context.begin(fail);
-    const signals = callSignals(signal, fail);
-    const progress = new ProgressReporter(options.onProgress, tuples.length);
     const chunks = chunkItems(tuples, chunksize);
+    const signals = callSignals(signal, fail, chunks.length);
+    const progress = new ProgressReporter(options.onProgress, tuples.length);
     let remaining = chunks.length;
     chunks.forEach((args, at) => {
       const offset = at * chunksize;

@@ -117,7 +117,13 @@ export class Child {
       }, 1000).unref();
     });
     this.#process.onExit((exitCode, signal) => this.#onExit(exitCode, signal));
-    this.#process.send({ type: 'procpool:init', module: moduleUrl, initializer: options.initializer, initArgs: [...options.initArgs] });
+    this.#process.send({
+      type: 'procpool:init',
+      module: moduleUrl,
+      initializer: options.initializer,
+      initArgs: [...options.initArgs],
+      watchMemory: Number.isFinite(options.maxMemoryPerChild),
+    });
     this.#updateRef();
   }
 
@@ -148,30 +154,50 @@ export class Child {
   run(chunk: Chunk): { id: number; result: Promise<RunResult> } {
     const id = nextId++;
     if (this.#gone) return { id, result: Promise.reject(new NotStartedError()) };
-    const outcomes: Outcome[] = new Array<Outcome>(chunk.args.length);
-    const sendable: number[] = [];
-    let message: RunMessage = { type: 'procpool:run', id, task: chunk.task, args: chunk.args, timed: chunk.timeout !== undefined, stream: chunk.stream };
-    if (!this.#process.send(message)) {
-      // Some argument cannot be cloned: refuse those items, send the rest.
-      chunk.args.forEach((args, i) => {
-        const unsendable = findUnsendable(args, 'args');
-        if (unsendable === undefined) sendable.push(i);
-        else outcomes[i] = { ok: false, unsendable };
-      });
-      if (sendable.length === 0) return { id, result: Promise.resolve({ outcomes, ms: 0 }) };
-      message = { ...message, args: sendable.map((i) => chunk.args[i]!), stream: false };
-      if (!this.#process.send(message)) return { id, result: Promise.reject(new Error('A chunk could not be sent to its child')) };
-    }
+    const message: RunMessage = { type: 'procpool:run', id, task: chunk.task, args: chunk.args, timed: chunk.timeout !== undefined, stream: chunk.stream };
     const result = new Promise<RunResult>((resolve, reject) => {
-      const finish = (sent: RunResult): void => {
-        if (sendable.length === 0) return resolve(sent);
-        sendable.forEach((original, i) => (outcomes[original] = sent.outcomes[i]!));
-        resolve({ outcomes, ms: sent.ms });
-      };
-      this.#inFlight.set(id, { id, chunk, streamed: [], resolve: finish, reject });
+      this.#inFlight.set(id, { id, chunk, streamed: [], resolve, reject });
     });
+    // An idle child gets the chunk now (latency); a busy one gets it with
+    // the others sent this turn, in one message (throughput).
+    if (this.#inFlight.size === 1) this.#sendRun(message);
+    else {
+      this.#outbox.push(message);
+      if (this.#outbox.length === 1) setImmediate(() => this.#flush());
+    }
     this.#updateRef();
     return { id, result };
+  }
+
+  #outbox: RunMessage[] = [];
+
+  #flush(): void {
+    const messages = this.#outbox.splice(0).filter((message) => this.#inFlight.has(message.id));
+    if (messages.length === 0 || this.#gone) return;
+    if (messages.length === 1 || !this.#process.send({ type: 'procpool:batch', messages })) for (const message of messages) this.#sendRun(message);
+  }
+
+  /** Sends one chunk; items whose arguments cannot be cloned are refused, the rest sent. */
+  #sendRun(message: RunMessage): void {
+    if (this.#process.send(message)) return;
+    const entry = this.#inFlight.get(message.id)!;
+    const outcomes: Outcome[] = new Array<Outcome>(message.args.length);
+    const sendable: number[] = [];
+    message.args.forEach((args, i) => {
+      const unsendable = findUnsendable(args, 'args');
+      if (unsendable === undefined) sendable.push(i);
+      else outcomes[i] = { ok: false, unsendable };
+    });
+    if (sendable.length === 0 || !this.#process.send({ ...message, args: sendable.map((i) => message.args[i]!), stream: false })) {
+      for (const i of sendable) outcomes[i] ??= { ok: false, local: new Error('The chunk could not be sent to its child') };
+      return this.#settle(entry, () => entry.resolve({ outcomes, ms: 0 }));
+    }
+    const resolve = entry.resolve;
+    entry.chunk = { ...entry.chunk, stream: false };
+    entry.resolve = (sent) => {
+      sendable.forEach((original, i) => (outcomes[original] = sent.outcomes[i]!));
+      resolve({ outcomes, ms: sent.ms });
+    };
   }
 
   /**
@@ -224,10 +250,15 @@ export class Child {
     this.kill();
   }
 
+  #refed: boolean | undefined;
+
   #updateRef(): void {
     // Idle children must not keep the parent alive; busy ones, leaving ones
     // and starting ones that work waits for must.
-    this.#process.setRef(!this.#gone && (this.#inFlight.size > 0 || this.#requested || (this.#awaited && !this.#ready)));
+    const on = !this.#gone && (this.#inFlight.size > 0 || this.#requested || (this.#awaited && !this.#ready));
+    if (on === this.#refed) return;
+    this.#refed = on;
+    this.#process.setRef(on);
   }
 
   #settle(entry: InFlight, how: () => void): void {
@@ -251,6 +282,9 @@ export class Child {
 
   #receive(message: ChildMessage): void {
     switch (message.type) {
+      case 'procpool:batch':
+        for (const done of message.messages) this.#receive(done);
+        return;
       case 'procpool:item': {
         const entry = this.#inFlight.get(message.id);
         if (entry === undefined) return;

@@ -12,11 +12,12 @@ import type { ResolvedPoolOptions } from './options.js';
 /** Chunks kept in flight on one child, by how long its chunks take: tiny ones need feeding. */
 function allowance(child: Child): number {
   if (Number.isNaN(child.chunkMs) || child.chunkMs > 5) return 1;
-  return child.chunkMs > 1 ? 2 : 4;
+  if (child.chunkMs > 1) return 2;
+  return child.chunkMs > 0.2 ? 4 : maxInFlightPerChild;
 }
 
 /** Most chunks ever in flight on one child. */
-export const maxInFlightPerChild = 4;
+export const maxInFlightPerChild = 16;
 
 interface Waiter {
   resolve(child: Child): void;

@@ -17,8 +17,8 @@ import type { Counters } from './stats.js';
 export interface Dispatch {
   /** Stops the chunk even while it runs (its child is killed and replaced). */
   stop: AbortSignal | undefined;
-  /** Drops the chunk if it has not started; a running one finishes. */
-  drop: AbortSignal;
+  /** Drops the chunk if it has not started; a running one finishes. (None for a call of one chunk.) */
+  drop: AbortSignal | undefined;
   /** Re-runs after a child death allowed. */
   retries: number;
   /** Return at the first failed item of a streamed chunk (the call fails there anyway). */
@@ -55,7 +55,7 @@ export class Dispatcher {
 
   /** Runs `chunk` on the next child with room; resolves with one outcome per item. */
   run(chunk: Chunk, how: Dispatch): Promise<RunResult> {
-    const signal = how.stop === undefined ? how.drop : AbortSignal.any([how.stop, how.drop]);
+    const signal = how.stop !== undefined && how.drop !== undefined ? AbortSignal.any([how.stop, how.drop]) : (how.stop ?? how.drop);
     this.#queuedItems += chunk.args.length;
     let unsent = chunk.args.length;
     const queuedAt = performance.now();
@@ -64,9 +64,9 @@ export class Dispatcher {
       let ms = 0;
       let attempts = 0;
       while (outcomes.length < chunk.args.length) {
-        signal.throwIfAborted();
+        signal?.throwIfAborted();
         const child = await this.#children.acquire(signal);
-        signal.throwIfAborted();
+        signal?.throwIfAborted();
         // Cut the chunk where the child reaches maxTasksPerChild, so items are counted exactly.
         const left = chunk.args.length - outcomes.length;
         const take = Math.min(left, this.#children.room(child));
@@ -79,7 +79,7 @@ export class Dispatcher {
         const onStop = (): void => child.abort(id, how.stop!.reason);
         const onDrop = (): void => child.cancel(id);
         how.stop?.addEventListener('abort', onStop, { once: true });
-        how.drop.addEventListener('abort', onDrop, { once: true });
+        how.drop?.addEventListener('abort', onDrop, { once: true });
         try {
           const done = await result;
           let got = done.outcomes;
@@ -95,7 +95,7 @@ export class Dispatcher {
           unsent += take - got.length;
           if (how.stopAtError && got.some((outcome) => !outcome.ok)) return { outcomes, ms };
         } catch (error) {
-          signal.throwIfAborted();
+          signal?.throwIfAborted();
           const failure = this.#children.failure;
           if (failure) throw failure;
           if (!(error instanceof NotStartedError) && !(error instanceof WorkerExitError && attempts++ < how.retries)) throw error;
@@ -103,12 +103,12 @@ export class Dispatcher {
           unsent += take;
         } finally {
           how.stop?.removeEventListener('abort', onStop);
-          how.drop.removeEventListener('abort', onDrop);
+          how.drop?.removeEventListener('abort', onDrop);
         }
       }
       return { outcomes, ms };
     };
-    const settled = this.#queue.add(job, { signal });
+    const settled = this.#queue.add(job, signal === undefined ? undefined : { signal });
     return settled.finally(() => {
       this.#queuedItems -= unsent;
     });

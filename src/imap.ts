@@ -139,7 +139,7 @@ export async function* runImap(
   } finally {
     // Done, failed or left early: nothing more is read, queued chunks are dropped.
     end();
-    signals.drop.abort(failure?.error ?? new Error('The imap call ended'));
+    signals.drop?.abort(failure?.error ?? new Error('The imap call ended'));
     signals.release();
     if (!exhausted) await closeQuietly(source);
   }

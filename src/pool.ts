@@ -14,7 +14,7 @@
  */
 import type { Readable } from 'node:stream';
 import { AsyncResult } from './async-result.js';
-import { runBatch, type CallContext } from './calls.js';
+import { runBatch, runOne, type CallContext } from './calls.js';
 import { Children } from './children.js';
 import { Dispatcher } from './dispatcher.js';
 import { PoolClosedError, PoolStateError } from './errors.js';
@@ -231,6 +231,7 @@ export class Pool<M = UntypedModule> {
   }
 
   #release: (() => void) | undefined;
+  #defaults: ResolvedCallOptions | undefined;
 
   #whenIdle(): Promise<void> {
     if (this.#active.size === 0) return Promise.resolve();
@@ -247,15 +248,21 @@ export class Pool<M = UntypedModule> {
     const failure = this.#children.failure;
     if (failure) throw failure;
     if (this.#state !== 'running') throw new PoolClosedError(`The pool is ${this.#state}: no new work is accepted`);
+    if (options === undefined) return (this.#defaults ??= resolveCallOptions(undefined, this.#options.retries, shape));
     return resolveCallOptions(options, this.#options.retries, shape);
   }
 
-  async #apply(task: unknown, args: unknown, options: unknown, shape: CallShape): Promise<unknown> {
-    const resolved = this.#open(options, shape);
-    if (args !== undefined && !Array.isArray(args)) throw new TypeError(`Expected \`args\` to be an array of arguments, got \`${String(args)}\` (${typeof args})`);
-    const name = await this.#resolveTask(task);
-    const [result] = await runBatch(this.#context, name, [(args ?? []) as unknown[]], 1, resolved);
-    return result;
+  #apply(task: unknown, args: unknown, options: unknown, shape: CallShape): Promise<unknown> {
+    try {
+      const resolved = this.#open(options, shape);
+      if (args !== undefined && !Array.isArray(args)) throw new TypeError(`Expected \`args\` to be an array of arguments, got \`${String(args)}\` (${typeof args})`);
+      const tuple = (args ?? []) as unknown[];
+      const known = this.#tasks.known(task);
+      if (known !== undefined) return runOne(this.#context, known, tuple, resolved);
+      return this.#resolveTask(task).then((name) => runOne(this.#context, name, tuple, resolved));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   async #batch(task: unknown, items: unknown, spread: boolean, options: unknown, shape: CallShape): Promise<unknown[]> {

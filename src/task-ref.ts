@@ -32,16 +32,23 @@ export class TaskResolver {
   readonly #url: string;
   readonly #exports: () => Promise<string[]>;
   #names: Promise<Map<unknown, string>> | undefined;
+  #known: Set<string> | undefined;
 
   constructor(url: string, exports: () => Promise<string[]>) {
     this.#url = url;
     this.#exports = exports;
   }
 
+  /** `task` if it is an export name already checked: no waiting on the hot path. */
+  known(task: unknown): string | undefined {
+    return typeof task === 'string' && this.#known?.has(task) ? task : undefined;
+  }
+
   /** The export name of `task`, or a PROCPOOL_UNKNOWN_TASK rejection. */
   async resolve(task: unknown): Promise<string> {
     if (typeof task === 'string') {
       const exports = await this.#exports();
+      this.#known ??= new Set(exports);
       if (!exports.includes(task)) throw unknownTask(`Task "${task}"`, this.#url, exports);
       return task;
     }

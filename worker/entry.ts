@@ -5,7 +5,7 @@
  * its start-up cost is paid by every pool start and every replacement.
  */
 import { performance } from 'node:perf_hooks';
-import { DISCONNECTED_EXIT_CODE, isParentMessage, type ChildMessage, type InitMessage, type Outcome, type RunMessage } from '../src/protocol.js';
+import { DISCONNECTED_EXIT_CODE, isParentMessage, type ChildMessage, type DoneMessage, type InitMessage, type Outcome, type RunMessage } from '../src/protocol.js';
 import { findUnsendable, serializeThrown } from '../src/transfer.js';
 import { startWatchdog } from './watchdog.js';
 
@@ -23,9 +23,36 @@ const cancelled = new Set<number>();
 let draining = false;
 let dying = false;
 let stopping = false;
+let watchMemory = false;
+let rss = 0;
+let rssAt = -Infinity;
+/** Finished chunks held back while more are queued: one message for several. */
+const outbox: DoneMessage[] = [];
+const outboxLimit = 64;
 
 function post(message: ChildMessage): void {
+  if (outbox.length > 0) flush();
   send!(message);
+}
+
+function flush(): void {
+  const messages = outbox.splice(0);
+  if (messages.length === 1) return sendDoneNow(messages[0]!);
+  try {
+    send!({ type: 'procpool:batch', messages });
+  } catch {
+    for (const message of messages) sendDoneNow(message);
+  }
+}
+
+/** Resident memory, read at most every 100 ms unless maxMemoryPerChild needs it after every chunk. */
+function residentMemory(): number {
+  const now = performance.now();
+  if (watchMemory || now - rssAt > 100) {
+    rss = process.memoryUsage.rss();
+    rssAt = now;
+  }
+  return rss;
 }
 
 /** Reports a fatal error to the parent, then exits once it is on its way. */
@@ -36,6 +63,7 @@ function die(message: ChildMessage, code: number): void {
   const exit = (): never => process.exit(code);
   setTimeout(exit, 500).unref();
   try {
+    if (outbox.length > 0) flush();
     send!(message, undefined, undefined, exit);
   } catch {
     exit();
@@ -57,6 +85,7 @@ async function init(message: InitMessage): Promise<void> {
   try {
     const mod = (await import(message.module)) as Record<string, unknown>;
     const loaded = collectTasks(mod);
+    watchMemory = message.watchMemory;
     if (message.initializer !== undefined) {
       const initializer = loaded.get(message.initializer);
       if (initializer === undefined) {
@@ -119,9 +148,14 @@ async function runChunk(message: RunMessage, fn: TaskFn | undefined): Promise<Ou
   return outcomes;
 }
 
-function sendDone(id: number, outcomes: Outcome[], ms: number): void {
-  const done = { type: 'procpool:done' as const, id, outcomes, ms, rss: process.memoryUsage.rss() };
+function sendDoneNow(done: DoneMessage): void {
   postOutcomes(done, (message) => ({ ...message, outcomes: message.outcomes.map(sendable) }));
+}
+
+/** Sends a finished chunk, or holds it while more chunks wait (the parent keeps this child fed). */
+function sendDone(id: number, outcomes: Outcome[], ms: number): void {
+  outbox.push({ type: 'procpool:done', id, outcomes, ms, rss: residentMemory() });
+  if (pending.length === 0 || outbox.length >= outboxLimit) flush();
 }
 
 async function drain(): Promise<void> {
@@ -146,6 +180,9 @@ process.on('message', (message: unknown) => {
   if (!isParentMessage(message)) return;
   if (message.type === 'procpool:run') {
     pending.push(message);
+    void drain();
+  } else if (message.type === 'procpool:batch') {
+    pending.push(...message.messages);
     void drain();
   } else if (message.type === 'procpool:cancel') {
     if (pending.some((queued) => queued.id === message.id)) cancelled.add(message.id);

@@ -1,0 +1,112 @@
+/**
+ * The output: JSON Lines written with back-pressure (a slow disk or a slow
+ * reader of a pipe holds the run back instead of filling memory).
+ * `OrderedResults`: line i of the output is the result of input line i
+ * (`null` for a failed item); `UnorderedResults`: completion order, each line
+ * `{"index": i, "result": …}`, failed items left out.
+ */
+import { once } from 'node:events';
+import { open } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { UsageError } from './options.js';
+
+/** Whole lines to a stream; a line is always written in one piece. */
+export class LineWriter {
+  readonly #stream: Writable;
+  readonly #owned: boolean;
+  #error: Error | undefined;
+
+  /** `owned`: ended on close (a file); otherwise only flushed (stdout). */
+  constructor(stream: Writable, owned: boolean) {
+    this.#stream = stream;
+    this.#owned = owned;
+    // Kept, and rethrown by the next write: an 'error' with no listener would crash the process.
+    stream.on('error', (error: Error) => (this.#error ??= error));
+  }
+
+  async write(line: string): Promise<void> {
+    if (this.#error) throw this.#error;
+    if (!this.#stream.write(`${line}\n`)) await once(this.#stream, 'drain');
+  }
+
+  /** Waits until everything written has reached the file or the pipe. */
+  async close(): Promise<void> {
+    if (this.#error) throw this.#error;
+    if (this.#owned) {
+      this.#stream.end();
+      await once(this.#stream, 'close');
+    } else {
+      await new Promise<void>((resolve, reject) => this.#stream.write('', (error) => (error ? reject(error) : resolve())));
+    }
+  }
+}
+
+/** A writer for `path` (created or truncated now, so a bad path is a usage error), or for `fallback`. */
+export async function openOutput(path: string | undefined, fallback: Writable, what: string): Promise<LineWriter> {
+  if (path === undefined) return new LineWriter(fallback, false);
+  try {
+    return new LineWriter((await open(path, 'w')).createWriteStream(), true);
+  } catch (error) {
+    throw new UsageError(`Cannot write ${what} ${path}: ${(error as Error).message}`);
+  }
+}
+
+/** A result as JSON text; `undefined` becomes `null`. Throws for values JSON cannot hold (BigInt, cycles). */
+export function encodeResult(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? 'null';
+  } catch (error) {
+    throw new TypeError(`The result cannot be written as JSON: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** Where each item's outcome goes, by input line number. */
+export interface ResultSink {
+  /** `json`: the result, already encoded. */
+  result(line: number, json: string): Promise<void>;
+  failure(line: number): Promise<void>;
+}
+
+/** Output line i is input line i: outcomes that arrive early wait for the ones before them. */
+export class OrderedResults implements ResultSink {
+  readonly #writer: LineWriter;
+  readonly #held = new Map<number, string>();
+  #next = 1;
+
+  constructor(writer: LineWriter) {
+    this.#writer = writer;
+  }
+
+  result(line: number, json: string): Promise<void> {
+    return this.#put(line, json);
+  }
+
+  failure(line: number): Promise<void> {
+    return this.#put(line, 'null');
+  }
+
+  async #put(line: number, text: string): Promise<void> {
+    this.#held.set(line, text);
+    for (let held = this.#held.get(this.#next); held !== undefined; held = this.#held.get(this.#next)) {
+      this.#held.delete(this.#next++);
+      await this.#writer.write(held);
+    }
+  }
+}
+
+/** Completion order; failed items are left out (they are in the errors file). */
+export class UnorderedResults implements ResultSink {
+  readonly #writer: LineWriter;
+
+  constructor(writer: LineWriter) {
+    this.#writer = writer;
+  }
+
+  result(line: number, json: string): Promise<void> {
+    return this.#writer.write(`{"index":${line - 1},"result":${json}}`);
+  }
+
+  failure(): Promise<void> {
+    return Promise.resolve();
+  }
+}
