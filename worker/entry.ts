@@ -96,7 +96,6 @@ async function init(message: InitMessage): Promise<void> {
     }
     tasks = loaded;
     post({ type: 'procpool:ready', tasks: [...loaded.keys()] });
-    startWatchdog();
     void drain();
   } catch (error) {
     die({ type: 'procpool:init-error', error: serializeThrown(error) }, 1);
@@ -161,6 +160,7 @@ function sendDone(id: number, outcomes: Outcome[], ms: number): void {
 async function drain(): Promise<void> {
   if (draining || tasks === undefined) return;
   draining = true;
+  startWatchdog();
   try {
     for (let message = pending.shift(); message !== undefined; message = pending.shift()) {
       if (cancelled.delete(message.id)) {

@@ -13,17 +13,27 @@ setInterval(() => {
 }, workerData.every);
 `;
 
-/** Starts the watchdog thread; it never keeps the child alive. */
+let started = false;
+
+/**
+ * Starts the watchdog thread (once); it never keeps the child alive. It
+ * costs ~9 MiB, so a child starts it with its first task: one that never
+ * ran a task cannot be stuck in one.
+ */
 export function startWatchdog(every = 250): void {
+  if (started) return;
+  started = true;
   const worker = new Worker(source, {
     eval: true,
     workerData: { ppid: process.ppid, pid: process.pid, every },
-    resourceLimits: { maxOldGenerationSizeMb: 4, maxYoungGenerationSizeMb: 1, stackSizeMb: 1 },
+    // Tighter limits (4 MiB) make the thread itself run out of memory at start.
+    resourceLimits: { maxOldGenerationSizeMb: 16 },
     stdout: false,
     stderr: false,
   });
   worker.unref();
-  worker.on('error', () => {
-    // Losing the watchdog only loses orphan protection; the child works on.
+  worker.on('error', (error) => {
+    // Losing the watchdog only loses orphan protection: say so, work on.
+    process.stderr.write(`procpool: child ${process.pid} lost its orphan watchdog: ${error.message}\n`);
   });
 }
