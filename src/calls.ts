@@ -12,8 +12,9 @@ import { SerializationError } from './errors.js';
 import type { ResolvedCallOptions } from './options.js';
 import type { Outcome } from './protocol.js';
 import type { Counters } from './stats.js';
-import { deserializeThrown } from './transfer.js';
+import { deserializeThrown } from './error-codec.js';
 import { chunkItems } from './chunks.js';
+import { unknownTask } from './task-ref.js';
 
 /** What a call needs of its pool. */
 export interface CallContext {
@@ -27,6 +28,7 @@ export interface CallContext {
 /** The error an item's outcome stands for. */
 export function outcomeError(outcome: Exclude<Outcome, { ok: true }>): unknown {
   if ('local' in outcome) return outcome.local;
+  if ('unknownTask' in outcome) return unknownTask(`Task "${outcome.unknownTask.task}"`, outcome.unknownTask.module, outcome.unknownTask.exports);
   if ('unsendable' in outcome) {
     const { path, detail } = outcome.unsendable;
     return new SerializationError({ direction: path.startsWith('result') ? 'result' : 'args', path, detail });

@@ -5,7 +5,8 @@
  * the item that was running; the items after it are sent elsewhere.
  */
 import { DISCONNECTED_EXIT_CODE, isChildMessage, type ChildMessage, type Outcome, type RunMessage } from './protocol.js';
-import { deserializeThrown, findUnsendable } from './transfer.js';
+import { deserializeThrown } from './error-codec.js';
+import { findUnsendable } from './transfer.js';
 import { TaskTimeoutError, WorkerExitError, type WorkerExitReason } from './errors.js';
 import type { ResolvedPoolOptions } from './options.js';
 import { SpawnedChild, type ChildOutput } from './spawn.js';

@@ -276,7 +276,7 @@ export class Pool<M = UntypedModule> {
       const bad = tuples.findIndex((tuple) => !Array.isArray(tuple));
       if (bad >= 0) throw new TypeError(`Expected \`argTuples[${bad}]\` to be an array of arguments, got \`${String(tuples[bad])}\` (${typeof tuples[bad]})`);
     }
-    const name = await this.#resolveTask(task);
+    const name = this.#tasks.known(task) ?? (await this.#resolveTask(task));
     const chunksize = resolved.chunksize ?? defaultChunksize(tuples.length, this.#options.processes);
     return runBatch(this.#context, name, tuples as unknown[][], chunksize, resolved);
   }
@@ -284,7 +284,8 @@ export class Pool<M = UntypedModule> {
   async *#imap(task: unknown, items: unknown, options: unknown, ordered: boolean, spread: boolean, settle = false): AsyncGenerator<unknown, void, undefined> {
     const resolved = this.#open(options, { chunked: true, async: false });
     const shape = { ordered, spread, settle, window: 2 * this.#options.processes };
-    yield* runImap(this.#context, () => this.#resolveTask(task), items, resolved, shape);
+    const known = this.#tasks.known(task);
+    yield* runImap(this.#context, () => (known === undefined ? this.#resolveTask(task) : Promise.resolve(known)), items, resolved, shape);
   }
 
   /** The task's export name, checked against the module's exports; the parent stays alive meanwhile. */

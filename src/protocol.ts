@@ -2,7 +2,7 @@
  * Messages exchanged with a child over its IPC channel. Every type carries
  * the `procpool:` prefix so a task's own `process.send` traffic is ignored.
  */
-import type { SerializedThrown } from './transfer.js';
+import type { SerializedThrown } from './error-codec.js';
 
 /** Parent → child: what to load and how to start. Sent once, first. */
 export interface InitMessage {
@@ -67,7 +67,8 @@ export type Outcome =
   | { ok: true; value: unknown }
   | { ok: false; error: SerializedThrown }
   | { ok: false; unsendable: { path: string; detail: string } }
-  | { ok: false; local: unknown };
+  | { ok: false; local: unknown }
+  | { ok: false; unknownTask: { task: string; module: string; exports: string[] } };
 
 /** Child → parent: a chunk finished (or was skipped after a cancel). */
 export interface DoneMessage {

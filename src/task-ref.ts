@@ -20,7 +20,8 @@ export function moduleUrl(module: unknown): string {
   return pathToFileURL(isAbsolute(module) ? module : resolve(process.cwd(), module)).href;
 }
 
-function unknownTask(what: string, url: string, exports: readonly string[]): PoolError {
+/** The error of a task that is not an exported function of the module. */
+export function unknownTask(what: string, url: string, exports: readonly string[]): PoolError {
   return new PoolError(
     `${what} is not an exported function of ${url}; its exported functions are: ${exports.join(', ') || '(none)'}`,
     'PROCPOOL_UNKNOWN_TASK',
@@ -37,11 +38,26 @@ export class TaskResolver {
   constructor(url: string, exports: () => Promise<string[]>) {
     this.#url = url;
     this.#exports = exports;
+    exports().then(
+      (names) => (this.#known ??= new Set(names)),
+      () => undefined,
+    );
   }
 
-  /** `task` if it is an export name already checked: no waiting on the hot path. */
+  /**
+   * `task` if it is a name that needs no waiting: one already checked, or —
+   * while the children still start — any name, checked by the child (it
+   * answers an unknown one with PROCPOOL_UNKNOWN_TASK). Saves start-up a round trip.
+   */
   known(task: unknown): string | undefined {
-    return typeof task === 'string' && this.#known?.has(task) ? task : undefined;
+    if (typeof task !== 'string') return undefined;
+    if (this.#known === undefined) return task;
+    return this.#known.has(task) ? task : undefined;
+  }
+
+  /** The module's `file:` URL. */
+  get url(): string {
+    return this.#url;
   }
 
   /** The export name of `task`, or a PROCPOOL_UNKNOWN_TASK rejection. */

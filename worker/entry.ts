@@ -6,8 +6,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import { DISCONNECTED_EXIT_CODE, isParentMessage, type ChildMessage, type DoneMessage, type InitMessage, type Outcome, type RunMessage } from '../src/protocol.js';
-import { findUnsendable, serializeThrown } from '../src/transfer.js';
+import { findUnsendable } from '../src/transfer.js';
 import { startWatchdog } from './watchdog.js';
+
+// Loaded when first needed, off every child's start-up path.
+type ErrorCodec = typeof import('../src/error-codec.js');
+let codec: Promise<ErrorCodec> | undefined;
+const loadCodec = (): Promise<ErrorCodec> => (codec ??= import('../src/error-codec.js'));
 
 type TaskFn = (...args: unknown[]) => unknown;
 
@@ -24,6 +29,7 @@ let draining = false;
 let dying = false;
 let stopping = false;
 let watchMemory = false;
+let moduleUrl = '';
 let rss = 0;
 let rssAt = -Infinity;
 /** Finished chunks held back while more are queued: one message for several. */
@@ -56,13 +62,14 @@ function residentMemory(): number {
 }
 
 /** Reports a fatal error to the parent, then exits once it is on its way. */
-function die(message: ChildMessage, code: number): void {
+async function die(type: 'procpool:init-error' | 'procpool:fatal', thrown: unknown, code: number): Promise<void> {
   if (dying) return;
   dying = true;
   process.exitCode = code;
   const exit = (): never => process.exit(code);
-  setTimeout(exit, 500).unref();
+  setTimeout(exit, 1000).unref();
   try {
+    const message: ChildMessage = { type, error: (await loadCodec()).serializeThrown(thrown) };
     if (outbox.length > 0) flush();
     send!(message, undefined, undefined, exit);
   } catch {
@@ -86,6 +93,7 @@ async function init(message: InitMessage): Promise<void> {
     const mod = (await import(message.module)) as Record<string, unknown>;
     const loaded = collectTasks(mod);
     watchMemory = message.watchMemory;
+    moduleUrl = message.module;
     if (message.initializer !== undefined) {
       const initializer = loaded.get(message.initializer);
       if (initializer === undefined) {
@@ -98,7 +106,7 @@ async function init(message: InitMessage): Promise<void> {
     post({ type: 'procpool:ready', tasks: [...loaded.keys()] });
     void drain();
   } catch (error) {
-    die({ type: 'procpool:init-error', error: serializeThrown(error) }, 1);
+    void die('procpool:init-error', error, 1);
   }
 }
 
@@ -108,13 +116,13 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 /** Runs one item; never throws. */
 async function runItem(fn: TaskFn | undefined, task: string, args: unknown[]): Promise<Outcome> {
+  if (fn === undefined) return { ok: false, unknownTask: { task, module: moduleUrl, exports: [...tasks!.keys()] } };
   try {
-    if (fn === undefined) throw new Error(`Task "${task}" is not an exported function`);
     let value = fn(...args);
     if (isThenable(value)) value = await value;
     return { ok: true, value };
   } catch (error) {
-    return { ok: false, error: serializeThrown(error) };
+    return { ok: false, error: (await loadCodec()).serializeThrown(error) };
   }
 }
 
@@ -160,6 +168,7 @@ function sendDone(id: number, outcomes: Outcome[], ms: number): void {
 async function drain(): Promise<void> {
   if (draining || tasks === undefined) return;
   draining = true;
+  // Synchronously: the thread must be up even if this first task never yields.
   startWatchdog();
   try {
     for (let message = pending.shift(); message !== undefined; message = pending.shift()) {
@@ -199,7 +208,7 @@ process.on('message', (message: unknown) => {
 process.on('disconnect', () => setImmediate(() => process.exit(stopping ? 0 : DISCONNECTED_EXIT_CODE)));
 
 function fatal(error: unknown): void {
-  die({ type: 'procpool:fatal', error: serializeThrown(error) }, 1);
+  void die('procpool:fatal', error, 1);
 }
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);

@@ -9,6 +9,8 @@ import { formatCount, formatDuration, formatRate } from './format.js';
 
 /** The run's status on stderr. */
 export interface StatusLine {
+  /** Whether a bar is drawn (worth counting the input for its total). */
+  readonly drawsBar: boolean;
   /** Items settled so far, and how many of them failed. */
   update(done: number, failed: number): void;
   /** The number of items, once known. */
@@ -27,6 +29,7 @@ export function startStatusLine(stream: NodeJS.WriteStream, progress: boolean | 
 
 /** No bar: notes go straight through. */
 class PlainStatus implements StatusLine {
+  readonly drawsBar = false;
   readonly #stream: NodeJS.WriteStream;
 
   constructor(stream: NodeJS.WriteStream) {
@@ -43,6 +46,7 @@ class PlainStatus implements StatusLine {
 }
 
 class ProgressBar implements StatusLine {
+  readonly drawsBar = true;
   readonly #bars: MultiBar;
   readonly #bar: SingleBar;
   readonly #label: string;
