@@ -154,6 +154,7 @@ export class Children {
   #closedError(): Error | undefined {
     if (this.#failure) return this.#failure;
     if (this.#state === 'terminated') return new PoolClosedError('The pool was terminated');
+    if (this.#state === 'stopping') return new PoolClosedError('The pool was closed and its children have left');
     return undefined;
   }
 
