@@ -1,0 +1,116 @@
+import { describe, expectTypeOf, it } from 'vitest';
+import { AsyncResult, Pool, type PoolStats, type WorkerExitError } from 'procpool';
+import { add, greet, norm, type Point } from './fixtures/api-typed-tasks.js';
+
+type Tasks = typeof import('./fixtures/api-typed-tasks.js');
+const url = new URL('./fixtures/api-typed-tasks.ts', import.meta.url);
+const pool = new Pool<Tasks>(url);
+const untyped = new Pool(url);
+
+describe('a pool typed by its module', () => {
+  it('types results from the task name', () => {
+    expectTypeOf(pool.apply('add', [1, 2])).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(pool.apply('greet', ['a'])).toEqualTypeOf<Promise<string>>();
+    expectTypeOf(pool.apply('greet', ['a', true])).toEqualTypeOf<Promise<string>>();
+    expectTypeOf(pool.apply('ping')).toEqualTypeOf<Promise<'pong'>>();
+    expectTypeOf(pool.applyAsync('add', [1, 2])).toEqualTypeOf<AsyncResult<number>>();
+    expectTypeOf(pool.map('norm', [{ x: 1, y: 2 }])).toEqualTypeOf<Promise<number[]>>();
+    expectTypeOf(pool.mapAsync('greet', ['a', 'b'])).toEqualTypeOf<AsyncResult<string[]>>();
+    expectTypeOf(pool.starmap('add', [[1, 2]])).toEqualTypeOf<Promise<number[]>>();
+    expectTypeOf(pool.starmapAsync('greet', [['a', false]])).toEqualTypeOf<AsyncResult<string[]>>();
+    expectTypeOf(pool.imap('greet', ['a'])).toEqualTypeOf<AsyncIterableIterator<string>>();
+    expectTypeOf(pool.imapUnordered('norm', [{ x: 0, y: 0 }])).toEqualTypeOf<AsyncIterableIterator<number>>();
+  });
+
+  it('types the arguments of each task', () => {
+    expectTypeOf(pool.apply<'add'>).parameter(1).toEqualTypeOf<[a: number, b: number]>();
+    expectTypeOf(pool.map<'norm'>).parameter(1).toEqualTypeOf<Iterable<Point>>();
+  });
+
+  it('rejects wrong names and arguments at compile time', () => {
+    // @ts-expect-error not an export
+    void pool.apply('nope', []);
+    // @ts-expect-error an export, but not a function
+    void pool.apply('version', []);
+    // @ts-expect-error wrong argument type
+    void pool.apply('add', ['1', 2]);
+    // @ts-expect-error too few arguments
+    void pool.apply('add', [1]);
+    // @ts-expect-error too many arguments
+    void pool.apply('ping', [1]);
+    // @ts-expect-error arguments are required
+    void pool.apply('add');
+    // @ts-expect-error an item of the wrong type
+    void pool.map('norm', [{ x: 1 }]);
+    // @ts-expect-error a tuple of the wrong type
+    void pool.starmap('add', [[1, 'b']]);
+    // @ts-expect-error an item of the wrong type
+    void pool.imap('greet', [1]);
+    // @ts-expect-error not an export
+    void pool.imapUnordered('nope', [1]);
+  });
+
+  it('types callbacks and per-call options', () => {
+    void pool.applyAsync('add', [1, 2], {
+      callback: (value) => expectTypeOf(value).toEqualTypeOf<number>(),
+      errorCallback: (error) => expectTypeOf(error).toEqualTypeOf<unknown>(),
+    });
+    void pool.mapAsync('greet', ['a'], { chunksize: 2, callback: (values) => expectTypeOf(values).toEqualTypeOf<string[]>() });
+    void pool.map('greet', ['a'], { chunksize: 1, timeout: 10, signal: AbortSignal.timeout(10) });
+    // @ts-expect-error chunksize is a number
+    void pool.map('greet', ['a'], { chunksize: '1' });
+    // @ts-expect-error apply takes no chunksize
+    void pool.apply('add', [1, 2], { chunksize: 1 });
+  });
+});
+
+describe('naming a task by the function itself', () => {
+  it('types arguments and results from the function', () => {
+    expectTypeOf(pool.apply(add, [1, 2])).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(pool.map(norm, [{ x: 1, y: 1 }])).toEqualTypeOf<Promise<number[]>>();
+    expectTypeOf(untyped.apply(greet, ['a'])).toEqualTypeOf<Promise<string>>();
+    expectTypeOf(untyped.starmap(add, [[1, 2]])).toEqualTypeOf<Promise<number[]>>();
+    expectTypeOf(untyped.imap(norm, [{ x: 1, y: 1 }])).toEqualTypeOf<AsyncIterableIterator<number>>();
+    // @ts-expect-error wrong argument type for add
+    void untyped.apply(add, ['1', 2]);
+    // @ts-expect-error wrong item type for norm
+    void untyped.map(norm, [1]);
+    // @ts-expect-error not a function of the typed module
+    void pool.apply((s: symbol) => s, [Symbol('x')]);
+  });
+});
+
+describe('an untyped pool', () => {
+  it('accepts any task and arguments, and gives unknown results', () => {
+    expectTypeOf(untyped.apply('anything', [1, 'two', { three: 3 }])).toEqualTypeOf<Promise<unknown>>();
+    expectTypeOf(untyped.apply('noArgs')).toEqualTypeOf<Promise<unknown>>();
+    expectTypeOf(untyped.map('x', [1, 'a', null])).toEqualTypeOf<Promise<unknown[]>>();
+    expectTypeOf(untyped.starmap('x', [[1], ['a', 2]])).toEqualTypeOf<Promise<unknown[]>>();
+    expectTypeOf(untyped.applyAsync('x')).toEqualTypeOf<AsyncResult<unknown>>();
+    expectTypeOf(untyped.imap('x', [1])).toEqualTypeOf<AsyncIterableIterator<unknown>>();
+  });
+});
+
+describe('the rest of the surface', () => {
+  it('Pool.create carries the module type', () => {
+    expectTypeOf(Pool.create<Tasks>(url)).toEqualTypeOf<Promise<Pool<Tasks>>>();
+    expectTypeOf(Pool.create(url)).resolves.toEqualTypeOf<Pool>();
+  });
+
+  it('types stats, AsyncResult and the lifecycle', () => {
+    expectTypeOf(pool.stats).toMatchTypeOf<PoolStats>();
+    expectTypeOf(pool.stats.queued).toEqualTypeOf<number>();
+    const result = pool.applyAsync('add', [1, 2]);
+    expectTypeOf(result.get(10)).toEqualTypeOf<Promise<number>>();
+    expectTypeOf(result.wait(10)).toEqualTypeOf<Promise<void>>();
+    expectTypeOf(result.ready()).toEqualTypeOf<boolean>();
+    expectTypeOf(result.successful()).toEqualTypeOf<boolean>();
+    expectTypeOf(result).toMatchTypeOf<PromiseLike<number>>();
+    expectTypeOf(pool.close()).toEqualTypeOf<void>();
+    expectTypeOf(pool.join()).toEqualTypeOf<Promise<void>>();
+    expectTypeOf(pool.terminate()).toEqualTypeOf<Promise<void>>();
+    expectTypeOf<WorkerExitError['reason']>().toEqualTypeOf<'exit' | 'signal' | 'oom' | 'disconnect'>();
+    // @ts-expect-error a pool takes a module path or URL
+    void new Pool<Tasks>(42);
+  });
+});
