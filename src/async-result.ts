@@ -40,7 +40,8 @@ export class AsyncResult<T> implements PromiseLike<T> {
   get(timeout?: number): Promise<T> {
     if (timeout === undefined || this.#state !== 'pending') return this.#promise;
     if (typeof timeout !== 'number' || !(timeout >= 0)) {
-      return Promise.reject(new RangeError(`Expected \`timeout\` to be a number of milliseconds from 0 and up, got \`${String(timeout)}\` (${typeof timeout})`));
+      const message = `Expected \`timeout\` to be a number of milliseconds from 0 and up, got \`${String(timeout)}\` (${typeof timeout})`;
+      return Promise.reject(typeof timeout === 'number' ? new RangeError(message) : new TypeError(message));
     }
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => reject(new ResultTimeoutError(timeout)), timeout);

@@ -92,6 +92,8 @@ export class Child {
   #leaveWhenIdle: (() => void) | undefined;
   /** Smoothed ms per chunk: decides how many chunks to keep in flight. */
   chunkMs = Number.NaN;
+  /** Slots promised to chunks about to be sent. */
+  reserved = 0;
   /** Items handed to this child so far (for maxTasksPerChild). */
   assigned = 0;
   /** Items this child has finished. */
@@ -143,6 +145,11 @@ export class Child {
   /** Chunks sent and not yet settled. */
   get inFlight(): number {
     return this.#inFlight.size;
+  }
+
+  /** Chunks sent or about to be. */
+  get load(): number {
+    return this.#inFlight.size + this.reserved;
   }
 
   /** Keeps the parent alive while this child starts, because work or `ready()` waits for it. */

@@ -97,7 +97,10 @@ export class Children {
     const closed = this.#closedError();
     if (closed) return Promise.reject(closed);
     const child = this.#pick();
-    if (child) return Promise.resolve(child);
+    if (child) {
+      child.reserved++;
+      return Promise.resolve(child);
+    }
     return new Promise<Child>((resolve, reject) => {
       const waiter: Waiter = {
         resolve: (picked) => {
@@ -182,8 +185,8 @@ export class Children {
   #pick(): Child | undefined {
     let best: Child | undefined;
     for (const child of this.#live) {
-      if (child.retiring || child.isGone || child.inFlight >= allowance(child)) continue;
-      if (best === undefined || child.inFlight < best.inFlight || (child.isReady && !best.isReady)) best = child;
+      if (child.retiring || child.isGone || child.load >= allowance(child)) continue;
+      if (best === undefined || child.load < best.load || (child.isReady && !best.isReady && child.load === best.load)) best = child;
     }
     return best;
   }
@@ -192,6 +195,7 @@ export class Children {
     while (this.#waiters.length > 0) {
       const child = this.#pick();
       if (child === undefined) return;
+      child.reserved++;
       this.#waiters.shift()!.resolve(child);
     }
   }

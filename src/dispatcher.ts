@@ -65,17 +65,21 @@ export class Dispatcher {
       let attempts = 0;
       while (outcomes.length < chunk.args.length) {
         signal?.throwIfAborted();
+        // The child comes with a slot reserved for this chunk, so that jobs
+        // started together spread over the children.
         const child = await this.#children.acquire(signal);
+        child.reserved--;
         signal?.throwIfAborted();
         // Cut the chunk where the child reaches maxTasksPerChild, so items are counted exactly.
         const left = chunk.args.length - outcomes.length;
         const take = Math.min(left, this.#children.room(child));
         const part = take === chunk.args.length ? chunk : { ...chunk, args: chunk.args.slice(outcomes.length, outcomes.length + take) };
-        this.#children.assign(child, take);
         if (attempts === 0 && outcomes.length === 0) this.#counters.queueWait.record(performance.now() - queuedAt);
         this.#queuedItems -= take;
         unsent -= take;
         const { id, result } = child.run(part);
+        // Counted after sending: reaching the limit retires the child once this chunk is done.
+        this.#children.assign(child, take);
         const onStop = (): void => child.abort(id, how.stop!.reason);
         const onDrop = (): void => child.cancel(id);
         how.stop?.addEventListener('abort', onStop, { once: true });

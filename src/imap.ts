@@ -23,6 +23,11 @@ export interface ImapShape {
   settle: boolean;
 }
 
+/** How the pool ends an imap call whose iterator was dropped unfinished. */
+export interface ImapLease {
+  end?: () => void;
+}
+
 /** One item's outcome, with its input position (settle mode). */
 export type Settled = { index: number; ok: true; value: unknown } | { index: number; ok: false; error: unknown };
 
@@ -49,6 +54,7 @@ export async function* runImap(
   items: unknown,
   options: ResolvedCallOptions,
   shape: ImapShape,
+  lease: ImapLease,
 ): AsyncGenerator<unknown, void, undefined> {
   const { signal } = options;
   signal?.throwIfAborted();
@@ -64,7 +70,10 @@ export async function* runImap(
     failure ??= { error };
     poke();
   };
-  let end = context.begin(fail);
+  // Active until it ends, so close() lets it finish; `lease` lets the pool end
+  // it if the caller drops the iterator without finishing it.
+  const end = context.begin(fail);
+  lease.end = end;
   const signals = callSignals(signal, fail);
   const sizes = new AdaptiveChunksize();
   const progress = new ProgressReporter(options.onProgress, undefined);
@@ -118,8 +127,6 @@ export async function* runImap(
           context.counters.failed += slot!.size;
           throw slot!.failure.error;
         }
-        // While the caller holds a result, this call keeps no one waiting (join()).
-        end();
         const outcomes = slot!.outcomes!;
         for (let i = 0; i < outcomes.length; i++) {
           const outcome = outcomes[i]!;
@@ -130,7 +137,6 @@ export async function* runImap(
           else if (outcome.ok) yield outcome.value;
           else throw outcomeError(outcome);
         }
-        end = context.begin(fail);
         continue;
       }
       if (exhausted && slots.length === 0) return progress.finish();

@@ -107,7 +107,7 @@ function show(value: unknown): string {
   if (typeof value === 'string') text = JSON.stringify(value);
   else if (typeof value === 'function') text = `[Function ${value.name || 'anonymous'}]`;
   else if (typeof value === 'bigint') text = `${value}n`;
-  else if (typeof value === 'symbol' || value === undefined || Number.isNaN(value)) text = String(value);
+  else if (typeof value === 'symbol' || value === undefined || (typeof value === 'number' && !Number.isFinite(value))) text = String(value);
   else {
     try {
       text = JSON.stringify(value) ?? String(value);
@@ -162,9 +162,8 @@ export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
     if (!poolKeys.has(key)) throw new TypeError(`Unknown option \`${key}\`; known options: ${[...poolKeys].join(', ')}`);
   }
   const { initializer, initArgs = [], nodeOptions = process.execArgv, env, cwd, stdio = 'inherit' } = given;
-  if (initializer !== undefined && (typeof initializer !== 'string' || initializer === '')) {
-    throw new TypeError(expected('initializer', 'the name of an exported function', initializer));
-  }
+  if (initializer !== undefined && typeof initializer !== 'string') throw new TypeError(expected('initializer', 'the name of an exported function', initializer));
+  if (initializer === '') throw new RangeError(expected('initializer', 'the name of an exported function', initializer));
   if (!Array.isArray(initArgs)) throw new TypeError(expected('initArgs', 'an array', initArgs));
   if (!Array.isArray(nodeOptions) || nodeOptions.some((flag) => typeof flag !== 'string')) {
     throw new TypeError(expected('nodeOptions', 'an array of strings', nodeOptions));

@@ -18,7 +18,7 @@ import { runBatch, runOne, type CallContext } from './calls.js';
 import { Children } from './children.js';
 import { Dispatcher } from './dispatcher.js';
 import { PoolClosedError, PoolStateError } from './errors.js';
-import { runImap, type Settled } from './imap.js';
+import { runImap, type ImapLease, type ImapShape, type Settled } from './imap.js';
 import { settleEach } from './internal.js';
 import {
   defaultChunksize,
@@ -281,11 +281,20 @@ export class Pool<M = UntypedModule> {
     return runBatch(this.#context, name, tuples as unknown[][], chunksize, resolved);
   }
 
-  async *#imap(task: unknown, items: unknown, options: unknown, ordered: boolean, spread: boolean, settle = false): AsyncGenerator<unknown, void, undefined> {
+  #imap(task: unknown, items: unknown, options: unknown, ordered: boolean, spread: boolean, settle = false): AsyncGenerator<unknown, void, undefined> {
+    const lease: ImapLease = {};
+    const iterator = this.#imapRun(task, items, options, { ordered, spread, settle, window: 2 * this.#options.processes }, lease);
+    // An iterator dropped mid-way would keep join() waiting for ever: end its call when it is collected.
+    this.#dropped.register(iterator, lease);
+    return iterator;
+  }
+
+  readonly #dropped = new FinalizationRegistry<ImapLease>((lease) => lease.end?.());
+
+  async *#imapRun(task: unknown, items: unknown, options: unknown, shape: ImapShape, lease: ImapLease): AsyncGenerator<unknown, void, undefined> {
     const resolved = this.#open(options, { chunked: true, async: false });
-    const shape = { ordered, spread, settle, window: 2 * this.#options.processes };
     const known = this.#tasks.known(task);
-    yield* runImap(this.#context, () => (known === undefined ? this.#resolveTask(task) : Promise.resolve(known)), items, resolved, shape);
+    yield* runImap(this.#context, () => (known === undefined ? this.#resolveTask(task) : Promise.resolve(known)), items, resolved, shape, lease);
   }
 
   /** The task's export name, checked against the module's exports; the parent stays alive meanwhile. */
@@ -299,7 +308,11 @@ export class Pool<M = UntypedModule> {
   }
 
   #asyncResult<T>(work: Promise<T>, options: AsyncCallbacks<T> | undefined): AsyncResult<T> {
-    const callbacks = typeof options === 'object' && options !== null ? options : {};
-    return new AsyncResult(work, { callback: callbacks.callback, errorCallback: callbacks.errorCallback });
+    // Callbacks that are not functions were refused by the call's validation: never call them.
+    const { callback, errorCallback } = typeof options === 'object' && options !== null ? options : ({} as AsyncCallbacks<T>);
+    return new AsyncResult(work, {
+      callback: typeof callback === 'function' ? callback : undefined,
+      errorCallback: typeof errorCallback === 'function' ? errorCallback : undefined,
+    });
   }
 }
