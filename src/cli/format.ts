@@ -25,3 +25,8 @@ export function formatDuration(ms: number): string {
 export function formatMiB(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
 }
+
+/** Time left, coarse: `4s`, `1m15s`. */
+export function formatEta(ms: number): string {
+  return ms < 60_000 ? `${Math.ceil(ms / 1000)}s` : formatDuration(ms);
+}

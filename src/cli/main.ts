@@ -18,7 +18,7 @@ interface ParsedFlags {
   timeout?: number;
   retries?: number;
   maxTasksPerChild?: number;
-  nodeOption: string[];
+  nodeOption?: string[];
   failFast?: boolean;
   progress?: boolean;
   stats?: boolean;
@@ -57,6 +57,7 @@ Examples:
 };
 
 const exitNote = `
+
 Exit codes: 0 every item succeeded, 1 some failed, 2 usage error,
 130 interrupted (Ctrl-C: running items finish; a second Ctrl-C kills them).`;
 
@@ -70,13 +71,13 @@ function addCommand(program: Command, name: 'map' | 'starmap'): void {
     .option('-i, --input <file>', 'JSON Lines input (default: standard input)')
     .option('-o, --output <file>', 'JSON Lines output (default: standard output)')
     .option('-e, --errors <file>', 'write each failed item as a JSON line: line, index, input, error {name, message, code, stack}')
-    .option('-u, --unordered', 'write results as they complete, each as {"index": i, "result": …}; failed items left out')
+    .option('-u, --unordered', 'write results as they complete, each as {"index": i, "result": …} (i: input line number - 1); failed items left out')
     .option('-j, --processes <n>', 'child processes (default: the number of CPUs)', integerFrom(1))
     .option('--chunksize <n>', 'items sent to a child at once (default: adapted to the items’ run time)', integerFrom(1))
     .option('--timeout <ms>', 'an item running longer fails with TaskTimeoutError; its child is replaced', milliseconds)
     .option('--retries <n>', 're-run an item whose child died up to n times (idempotent tasks only)', integerFrom(0))
     .option('--max-tasks-per-child <n>', 'replace a child after n items', integerFrom(1))
-    .option('--node-option <flag>', 'a Node flag for the children, e.g. --node-option=--max-old-space-size=4096 (repeatable)', collect, [])
+    .option('--node-option <flag>', 'a Node flag for the children, e.g. --node-option=--max-old-space-size=4096 (repeatable)', collect)
     .option('--fail-fast', 'stop at the first failed item (exit code 1)')
     .addOption(new Option('--progress', 'draw the progress bar even when stderr is not a terminal'))
     .addOption(new Option('--no-progress', 'never draw the progress bar'))
@@ -97,7 +98,7 @@ function addCommand(program: Command, name: 'map' | 'starmap'): void {
         timeout: flags.timeout,
         retries: flags.retries,
         maxTasksPerChild: flags.maxTasksPerChild,
-        nodeOptions: flags.nodeOption,
+        nodeOptions: flags.nodeOption ?? [],
         failFast: flags.failFast === true,
         progress: flags.progress,
         stats: flags.stats === true,

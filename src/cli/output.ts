@@ -14,38 +14,50 @@ import { UsageError } from './options.js';
 export class LineWriter {
   readonly #stream: Writable;
   readonly #owned: boolean;
+  readonly #name: string;
   #error: Error | undefined;
 
-  /** `owned`: ended on close (a file); otherwise only flushed (stdout). */
-  constructor(stream: Writable, owned: boolean) {
+  /** `owned`: ended on close (a file); otherwise only flushed (stdout). `name` is for error messages. */
+  constructor(stream: Writable, owned: boolean, name: string) {
     this.#stream = stream;
     this.#owned = owned;
+    this.#name = name;
     // Kept, and rethrown by the next write: an 'error' with no listener would crash the process.
     stream.on('error', (error: Error) => (this.#error ??= error));
   }
 
   async write(line: string): Promise<void> {
-    if (this.#error) throw this.#error;
-    if (!this.#stream.write(`${line}\n`)) await once(this.#stream, 'drain');
+    this.#throwIfFailed();
+    if (this.#stream.write(`${line}\n`)) return;
+    await once(this.#stream, 'drain').catch(() => this.#throwIfFailed());
   }
 
   /** Waits until everything written has reached the file or the pipe. */
   async close(): Promise<void> {
-    if (this.#error) throw this.#error;
-    if (this.#owned) {
-      this.#stream.end();
-      await once(this.#stream, 'close');
-    } else {
-      await new Promise<void>((resolve, reject) => this.#stream.write('', (error) => (error ? reject(error) : resolve())));
+    this.#throwIfFailed();
+    try {
+      if (this.#owned) {
+        this.#stream.end();
+        await once(this.#stream, 'close');
+      } else {
+        await new Promise<void>((resolve, reject) => this.#stream.write('', (error) => (error ? reject(error) : resolve())));
+      }
+    } catch (error) {
+      this.#error ??= error as Error;
     }
+    this.#throwIfFailed();
+  }
+
+  #throwIfFailed(): void {
+    if (this.#error) throw new Error(`Cannot write ${this.#name}: ${this.#error.message}`, { cause: this.#error });
   }
 }
 
 /** A writer for `path` (created or truncated now, so a bad path is a usage error), or for `fallback`. */
 export async function openOutput(path: string | undefined, fallback: Writable, what: string): Promise<LineWriter> {
-  if (path === undefined) return new LineWriter(fallback, false);
+  if (path === undefined) return new LineWriter(fallback, false, `standard output`);
   try {
-    return new LineWriter((await open(path, 'w')).createWriteStream(), true);
+    return new LineWriter((await open(path, 'w')).createWriteStream(), true, `${what} ${path}`);
   } catch (error) {
     throw new UsageError(`Cannot write ${what} ${path}: ${(error as Error).message}`);
   }

@@ -5,7 +5,7 @@
  * cli-progress.
  */
 import { MultiBar, Presets, type Options, type Params, type SingleBar } from 'cli-progress';
-import { formatCount, formatDuration, formatRate } from './format.js';
+import { formatCount, formatEta, formatRate } from './format.js';
 
 /** The run's status on stderr. */
 export interface StatusLine {
@@ -109,7 +109,7 @@ class ProgressBar implements StatusLine {
       const bar = options.barCompleteString!.slice(0, Math.round(params.progress * options.barsize!)).padEnd(options.barsize!, options.barIncompleteChar);
       head = `${this.#label} ${bar} ${formatCount(done)}/${formatCount(this.#total)} ${Math.floor(params.progress * 100)}%`;
       const rate = done / elapsed;
-      if (done < this.#total && rate > 0) parts.push(`ETA ${formatDuration((this.#total - done) / rate)}`);
+      if (done < this.#total && rate > 0) parts.push(`ETA ${formatEta((this.#total - done) / rate)}`);
     }
     if (this.#failed > 0) parts.push(`${formatCount(this.#failed)} failed`);
     return `${head} | ${parts.join(' | ')}`;

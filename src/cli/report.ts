@@ -32,6 +32,10 @@ export class FailureNotes {
   }
 }
 
+function plural(count: number, one: string, many: string): string {
+  return `${formatCount(count)} ${count === 1 ? one : many}`;
+}
+
 /** What the summary line reports. */
 export interface RunTotals {
   items: number;
@@ -46,17 +50,17 @@ export interface RunTotals {
 export function formatSummary({ items, failed, ms, ending, errorsPath }: RunTotals): string {
   const failures = `${formatCount(failed)} failed${failed > 0 && errorsPath !== undefined ? ` (see ${errorsPath})` : ''}`;
   const head = ending === undefined ? 'procpool' : `procpool: ${ending}`;
-  return `${head}: ${formatCount(items)} items, ${failures}, ${formatDuration(ms)}, ${formatRate(items, ms)} items/s\n`;
+  return `${head}: ${plural(items, 'item', 'items')}, ${failures}, ${formatDuration(ms)}, ${formatRate(items, ms)} items/s\n`;
 }
 
 /** The pool's figures: restarts, timing percentiles, then one line per child. */
 export function formatStats(stats: PoolStats): string {
   const ms = (value: number): string => `${value.toFixed(value < 10 ? 2 : 0)} ms`;
   const lines = [
-    `procpool: ${stats.processes} processes, ${stats.restarts} restarts`,
+    `procpool: ${plural(stats.processes, 'process', 'processes')}, ${plural(stats.restarts, 'restart', 'restarts')}`,
     `  queue wait p50 ${ms(stats.queueWait.p50)}, p90 ${ms(stats.queueWait.p90)}, p99 ${ms(stats.queueWait.p99)}`,
     `  run time per item p50 ${ms(stats.runTime.p50)}, p90 ${ms(stats.runTime.p90)}, p99 ${ms(stats.runTime.p99)}`,
-    ...stats.children.map((child) => `  pid ${String(child.pid)}: ${formatCount(child.items)} items, ${child.restarts} restarts, ${formatMiB(child.rss)}`),
+    ...stats.children.map((child) => `  pid ${String(child.pid)}: ${plural(child.items, 'item', 'items')}, ${plural(child.restarts, 'restart', 'restarts')}, ${formatMiB(child.rss)}`),
   ];
   return `${lines.join('\n')}\n`;
 }

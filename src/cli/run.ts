@@ -42,9 +42,7 @@ export const exitCodes = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as con
 export async function run(options: CliOptions, io: Io): Promise<number> {
   const started = performance.now();
   const url = resolveTaskModule(options.module);
-  if (options.input !== undefined && options.output !== undefined && resolve(options.input) === resolve(options.output)) {
-    throw new UsageError(`--output ${options.output} is the input file: it would be overwritten`);
-  }
+  checkDistinctFiles(options);
   const input = await openInput(options.input, io.stdin);
   // Children's output is forwarded from the start: a module that fails to load may say why.
   const notes = { log: (text: string): void => void io.stderr.write(text) };
@@ -81,7 +79,7 @@ export async function run(options: CliOptions, io: Io): Promise<number> {
   const release = onInterrupt({
     stop: () => {
       interrupted = true;
-      log('procpool: stopping: no more input is read, running items finish (Ctrl-C again to kill them)\n');
+      log('procpool: stopping: no more input is read; items already read finish (Ctrl-C again to kill them)\n');
       stopInput.abort();
     },
     kill: () => {
@@ -104,7 +102,8 @@ export async function run(options: CliOptions, io: Io): Promise<number> {
         chunksize: options.chunksize,
         timeout: options.timeout,
         retries: options.retries,
-        signal: cancel.signal,
+        // Only with --fail-fast: a call signal costs the pool a combined signal per chunk.
+        signal: options.failFast ? cancel.signal : undefined,
         onProgress: ({ done, failed }) => bar.update(done + batch.settledHere, failed + batch.failedHere),
       },
       { ordered: !options.unordered, spread: options.spread },
@@ -118,7 +117,6 @@ export async function run(options: CliOptions, io: Io): Promise<number> {
     if (!expected) failure = error;
   } finally {
     counting.abort();
-    release();
     stats = pool.stats;
     if (failure !== undefined || batch.halted) await pool.terminate();
     else {
@@ -135,6 +133,8 @@ export async function run(options: CliOptions, io: Io): Promise<number> {
       failure ??= error;
     }
   }
+  // Ctrl-C stays ours until everything is flushed.
+  release();
 
   if (failure !== undefined) io.stderr.write(`procpool: ${failure instanceof Error ? failure.message : String(failure)}\n`);
   if (!options.quiet) {
@@ -172,5 +172,16 @@ async function startPool(url: string, options: CliOptions, log: (text: string) =
     }
     if (error.code === 'PROCPOOL_UNKNOWN_TASK') throw new UsageError(error.message);
     throw error;
+  }
+}
+
+/** Refuses an output or errors file that is the input, or each other: one would overwrite the other. */
+function checkDistinctFiles({ input, output, errors }: CliOptions): void {
+  const named: Array<[flag: string, path: string]> = [];
+  for (const [flag, path] of [['--input', input], ['--output', output], ['--errors', errors]] as const) {
+    if (path === undefined) continue;
+    const twin = named.find(([, other]) => resolve(other) === resolve(path));
+    if (twin !== undefined) throw new UsageError(`${twin[0]} and ${flag} name the same file, ${path}: it would be overwritten`);
+    named.push([flag, path]);
   }
 }
