@@ -55,12 +55,13 @@ export class Dispatcher {
 
   /** Runs `chunk` on the next child with room; resolves with one outcome per item. */
   run(chunk: Chunk, how: Dispatch): Promise<RunResult> {
-    const signal = how.stop !== undefined && how.drop !== undefined ? AbortSignal.any([how.stop, how.drop]) : (how.stop ?? how.drop);
+    // `drop` also fires when `stop` does (the call fails first): one signal to watch while queued.
+    const signal = how.drop ?? how.stop;
     this.#queuedItems += chunk.args.length;
     let unsent = chunk.args.length;
     const queuedAt = performance.now();
     const job = async (): Promise<RunResult> => {
-      const outcomes: Outcome[] = [];
+      let outcomes: Outcome[] = [];
       let ms = 0;
       let attempts = 0;
       while (outcomes.length < chunk.args.length) {
@@ -92,7 +93,9 @@ export class Dispatcher {
             const failure = (got.at(-1) as { local: unknown }).local;
             if (failure instanceof WorkerExitError && attempts++ < how.retries) got = got.slice(0, -1);
           }
-          outcomes.push(...got);
+          // (No spread: a chunk may hold more items than a call may take arguments.)
+          if (outcomes.length === 0) outcomes = got;
+          else for (const outcome of got) outcomes.push(outcome);
           ms += done.ms;
           if (got.length > 0 && done.ms > 0) this.#counters.runTime.record(done.ms / got.length);
           this.#queuedItems += take - got.length;
@@ -112,7 +115,10 @@ export class Dispatcher {
       }
       return { outcomes, ms };
     };
-    const settled = this.#queue.add(job, signal === undefined ? undefined : { signal });
+    // No signal for p-queue: it would add a listener per queued chunk to the
+    // call's one signal, and EventTarget makes each add scan the others
+    // (quadratic). A dropped chunk's job instead ends at once when it comes up.
+    const settled = this.#queue.add(job);
     return settled.finally(() => {
       this.#queuedItems -= unsent;
     });

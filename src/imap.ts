@@ -68,6 +68,8 @@ export async function* runImap(
   };
   const fail = (error: unknown): void => {
     failure ??= { error };
+    // Queued chunks must not start while the caller has yet to resume.
+    signals.drop?.abort(error);
     poke();
   };
   // Active until it ends, so close() lets it finish; `lease` lets the pool end

@@ -27,15 +27,17 @@ export class SpawnedChild {
 
   constructor(options: ResolvedPoolOptions, output: ChildOutput) {
     const subprocess = execaNode(entry, [], {
-      ipc: true,
+      // The IPC channel is Node's own ('ipc' in stdio), not execa's `ipc: true`:
+      // that one also reads every message into a queue it drains one per
+      // event-loop turn (execa lib/ipc/incoming.js), so a busy channel costs
+      // CPU and grows the heap without bound.
+      ipc: false,
+      stdio: ['ignore', options.stdio === 'pipe' ? 'pipe' : 'inherit', 'pipe', 'ipc'],
       serialization: 'advanced',
       buffer: false,
       cleanup: true,
       reject: false,
       nodeOptions: [...options.nodeOptions],
-      stdin: 'ignore',
-      stdout: options.stdio === 'pipe' ? 'pipe' : 'inherit',
-      stderr: 'pipe',
       forceKillAfterDelay: 1000,
       ...(options.env === undefined ? {} : { env: options.env, extendEnv: false }),
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),

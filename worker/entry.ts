@@ -207,6 +207,11 @@ process.on('message', (message: unknown) => {
 // it. Deferred, as exiting inside a message replay crashes Node 20.
 process.on('disconnect', () => setImmediate(() => process.exit(stopping ? 0 : DISCONNECTED_EXIT_CODE)));
 
+// Ctrl-C at a terminal reaches the whole process group: a child leaves it to
+// its parent, which stops it (or, if the parent dies, execa's clean-up and
+// the watchdog end it). Running items are not cut short by a keypress.
+process.on('SIGINT', () => undefined);
+
 function fatal(error: unknown): void {
   void die('procpool:fatal', error, 1);
 }

@@ -1,20 +1,13 @@
 /**
  * The task module as the children will load it: its URL, checked to exist
  * (a usage error otherwise, before any child starts), and the Node flags
- * the children need — tsx's loader for TypeScript, and SIGINT ignored.
+ * the children need — tsx's loader for TypeScript.
  */
 import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { moduleUrl } from '../task-ref.js';
 import { UsageError } from './options.js';
-
-/**
- * Ctrl-C at a terminal reaches the whole process group, children included:
- * they ignore it so that the first Ctrl-C lets running items finish; the
- * run decides when they go (signals.ts).
- */
-const ignoreSigint = ['--import', 'data:text/javascript,process.on("SIGINT",()=>{})'];
 
 const typeScript = new Set(['.ts', '.mts', '.cts', '.tsx']);
 
@@ -30,9 +23,9 @@ export function resolveTaskModule(specifier: string): string {
   return url;
 }
 
-/** Node flags of the children: SIGINT ignored, tsx's loader for a TypeScript module, then the user's own. */
+/** Node flags of the children: tsx's loader for a TypeScript module, then the user's own. */
 export function childNodeOptions(url: string, extra: readonly string[]): string[] {
-  const flags = [...ignoreSigint];
+  const flags: string[] = [];
   // Resolved from procpool's own dependencies, so the user's project needs no tsx.
   if (typeScript.has(extname(fileURLToPath(url)))) flags.push('--import', import.meta.resolve('tsx'));
   return [...flags, ...extra];
