@@ -243,6 +243,8 @@ export class Child {
     this.#requested = true;
     this.retiring = true;
     this.#updateRef();
+    // One still starting has done nothing yet: no need to wait for its start.
+    if (!this.#ready && this.#inFlight.size === 0) return this.#process.kill('SIGTERM');
     this.#leaveWhenIdle = () => {
       if (this.#gone) return;
       this.#process.send({ type: 'procpool:stop' });

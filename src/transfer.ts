@@ -3,12 +3,15 @@
  * structured clone, and where in it the part that cannot cross sits.
  * Shared by both sides.
  */
-import { serialize as v8Serialize } from 'node:v8';
 
-/** Whether `value` survives V8's structured clone (what 'advanced' IPC uses). */
+/**
+ * Whether `value` survives V8's structured clone (what 'advanced' IPC uses).
+ * The global `structuredClone`, not node:v8: the child would pay for that
+ * import at every start.
+ */
 export function isCloneable(value: unknown): boolean {
   try {
-    v8Serialize(value);
+    structuredClone(value);
     return true;
   } catch {
     return false;
@@ -77,7 +80,7 @@ export function findUnsendable(value: unknown, root: string): Unsendable | undef
   const found = search(value, root, new Set());
   if (found) return found;
   try {
-    v8Serialize(value);
+    structuredClone(value);
   } catch (error) {
     return { path: root, detail: `not cloneable (${error instanceof Error ? error.message : String(error)})` };
   }

@@ -4,7 +4,10 @@
  * thread polls the parent pid. execa's cleanup cannot cover a SIGKILLed
  * parent, and Linux offers no parent-death signal to Node.
  */
-import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+
+// Required when first started: a child that never runs a task never pays for it.
+const require = createRequire(import.meta.url);
 
 const source = `
 const { workerData } = require('node:worker_threads');
@@ -23,6 +26,7 @@ let started = false;
 export function startWatchdog(every = 250): void {
   if (started) return;
   started = true;
+  const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
   const worker = new Worker(source, {
     eval: true,
     workerData: { ppid: process.ppid, pid: process.pid, every },
