@@ -67,8 +67,8 @@ export interface ChildHooks extends ChildOutput {
 interface InFlight {
   id: number;
   chunk: Chunk;
-  /** Outcomes streamed so far. */
-  streamed: Outcome[];
+  /** Outcomes streamed so far (streamed chunks only). */
+  streamed: Outcome[] | undefined;
   resolve(result: RunResult): void;
   reject(error: unknown): void;
   timer?: NodeJS.Timeout;
@@ -164,7 +164,7 @@ export class Child {
     if (this.#gone) return { id, result: Promise.reject(new NotStartedError()) };
     const message: RunMessage = { type: 'procpool:run', id, task: chunk.task, args: chunk.args, timed: chunk.timeout !== undefined, stream: chunk.stream };
     const result = new Promise<RunResult>((resolve, reject) => {
-      this.#inFlight.set(id, { id, chunk, streamed: [], resolve, reject });
+      this.#inFlight.set(id, { id, chunk, streamed: chunk.stream ? [] : undefined, resolve, reject });
     });
     // An idle child gets the chunk now (latency); a busy one gets it with
     // the others sent this turn, in one message (throughput).
@@ -284,7 +284,7 @@ export class Child {
     clearTimeout(entry.timer);
     entry.timer = setTimeout(() => {
       const error = new TaskTimeoutError(timeout);
-      if (entry.chunk.stream) this.#settle(entry, () => entry.resolve({ outcomes: [...entry.streamed, { ok: false, local: error }], ms: 0 }));
+      if (entry.chunk.stream) this.#settle(entry, () => entry.resolve({ outcomes: [...(entry.streamed ?? []), { ok: false, local: error }], ms: 0 }));
       else this.#settle(entry, () => entry.reject(error));
       this.kill(error);
     }, timeout);
@@ -298,8 +298,9 @@ export class Child {
       case 'procpool:item': {
         const entry = this.#inFlight.get(message.id);
         if (entry === undefined) return;
-        entry.streamed.push(message.outcome);
-        if (entry.streamed.length < entry.chunk.args.length) this.#armTimer(entry);
+        const streamed = (entry.streamed ??= []);
+        streamed.push(message.outcome);
+        if (streamed.length < entry.chunk.args.length) this.#armTimer(entry);
         else clearTimeout(entry.timer);
         return;
       }
@@ -309,7 +310,7 @@ export class Child {
         this.rss = message.rss;
         if (message.cancelled) return this.#settle(entry, () => entry.reject(new NotStartedError()));
         this.chunkMs = Number.isNaN(this.chunkMs) ? message.ms : this.chunkMs * 0.7 + message.ms * 0.3;
-        const outcomes = entry.chunk.stream ? entry.streamed : message.outcomes;
+        const outcomes = entry.chunk.stream ? (entry.streamed ?? []) : message.outcomes;
         this.finished += outcomes.length;
         this.#settle(entry, () => entry.resolve({ outcomes, ms: message.ms }));
         this.#hooks.settled(this, message.rss);
@@ -368,7 +369,7 @@ export class Child {
       if (!running) this.#settle(entry, () => entry.reject(new NotStartedError()));
       else {
         const error = new WorkerExitError(exit, exit.cause === undefined ? undefined : { cause: exit.cause });
-        if (entry.chunk.stream) this.#settle(entry, () => entry.resolve({ outcomes: [...entry.streamed, { ok: false, local: error }], ms: 0 }));
+        if (entry.chunk.stream) this.#settle(entry, () => entry.resolve({ outcomes: [...(entry.streamed ?? []), { ok: false, local: error }], ms: 0 }));
         else this.#settle(entry, () => entry.reject(error));
       }
       running = false;

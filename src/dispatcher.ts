@@ -55,16 +55,27 @@ export class Dispatcher {
 
   /** Runs `chunk` on the next child with room; resolves with one outcome per item. */
   run(chunk: Chunk, how: Dispatch): Promise<RunResult> {
+    this.#queuedItems += chunk.args.length;
+    // No signal for p-queue: it would add a listener per queued chunk to the
+    // call's one signal, and EventTarget makes each add scan the others
+    // (quadratic). A dropped chunk's job instead ends at once when it comes up.
+    return this.#queue.add(() => this.#job(chunk, how, performance.now()));
+  }
+
+  async #job(chunk: Chunk, how: Dispatch, queuedAt: number): Promise<RunResult> {
     // `drop` also fires when `stop` does (the call fails first): one signal to watch while queued.
     const signal = how.drop ?? how.stop;
-    this.#queuedItems += chunk.args.length;
-    let unsent = chunk.args.length;
-    const queuedAt = performance.now();
-    const job = async (): Promise<RunResult> => {
-      let outcomes: Outcome[] = [];
-      let ms = 0;
-      let attempts = 0;
-      while (outcomes.length < chunk.args.length) {
+    const size = chunk.args.length;
+    let outcomes: Outcome[] = [];
+    let ms = 0;
+    let attempts = 0;
+    let queued = size; // this chunk's items counted in #queuedItems
+    const requeue = (items: number): void => {
+      queued += items;
+      this.#queuedItems += items;
+    };
+    try {
+      while (outcomes.length < size) {
         signal?.throwIfAborted();
         // The child comes with a slot reserved for this chunk, so that jobs
         // started together spread over the children.
@@ -72,55 +83,54 @@ export class Dispatcher {
         child.reserved--;
         signal?.throwIfAborted();
         // Cut the chunk where the child reaches maxTasksPerChild, so items are counted exactly.
-        const left = chunk.args.length - outcomes.length;
-        const take = Math.min(left, this.#children.room(child));
-        const part = take === chunk.args.length ? chunk : { ...chunk, args: chunk.args.slice(outcomes.length, outcomes.length + take) };
+        const take = Math.min(size - outcomes.length, this.#children.room(child));
+        const part = take === size ? chunk : { ...chunk, args: chunk.args.slice(outcomes.length, outcomes.length + take) };
         if (attempts === 0 && outcomes.length === 0) this.#counters.queueWait.record(performance.now() - queuedAt);
-        this.#queuedItems -= take;
-        unsent -= take;
+        requeue(-take);
         const { id, result } = child.run(part);
         // Counted after sending: reaching the limit retires the child once this chunk is done.
         this.#children.assign(child, take);
+        const watch = how.stop !== undefined || how.drop !== undefined;
         const onStop = (): void => child.abort(id, how.stop!.reason);
         const onDrop = (): void => child.cancel(id);
-        how.stop?.addEventListener('abort', onStop, { once: true });
-        how.drop?.addEventListener('abort', onDrop, { once: true });
+        if (watch) {
+          how.stop?.addEventListener('abort', onStop, { once: true });
+          how.drop?.addEventListener('abort', onDrop, { once: true });
+        }
         try {
           const done = await result;
           let got = done.outcomes;
           // A streamed chunk cut short by a death or a timeout: its last outcome is that item's error.
-          if (isLocalFailure(got.at(-1)) && got.length <= take) {
-            const failure = (got.at(-1) as { local: unknown }).local;
-            if (failure instanceof WorkerExitError && attempts++ < how.retries) got = got.slice(0, -1);
+          const last = got[got.length - 1];
+          if (isLocalFailure(last) && last.local instanceof WorkerExitError && attempts < how.retries) {
+            attempts++;
+            got = got.slice(0, -1);
           }
           // (No spread: a chunk may hold more items than a call may take arguments.)
           if (outcomes.length === 0) outcomes = got;
           else for (const outcome of got) outcomes.push(outcome);
           ms += done.ms;
           if (got.length > 0 && done.ms > 0) this.#counters.runTime.record(done.ms / got.length);
-          this.#queuedItems += take - got.length;
-          unsent += take - got.length;
+          requeue(take - got.length);
           if (how.stopAtError && got.some((outcome) => !outcome.ok)) return { outcomes, ms };
         } catch (error) {
+          requeue(take);
           signal?.throwIfAborted();
           const failure = this.#children.failure;
           if (failure) throw failure;
-          if (!(error instanceof NotStartedError) && !(error instanceof WorkerExitError && attempts++ < how.retries)) throw error;
-          this.#queuedItems += take;
-          unsent += take;
+          if (error instanceof WorkerExitError && attempts < how.retries) attempts++;
+          else if (!(error instanceof NotStartedError)) throw error;
         } finally {
-          how.stop?.removeEventListener('abort', onStop);
-          how.drop?.removeEventListener('abort', onDrop);
+          if (watch) {
+            how.stop?.removeEventListener('abort', onStop);
+            how.drop?.removeEventListener('abort', onDrop);
+          }
         }
       }
       return { outcomes, ms };
-    };
-    // No signal for p-queue: it would add a listener per queued chunk to the
-    // call's one signal, and EventTarget makes each add scan the others
-    // (quadratic). A dropped chunk's job instead ends at once when it comes up.
-    const settled = this.#queue.add(job);
-    return settled.finally(() => {
-      this.#queuedItems -= unsent;
-    });
+    } finally {
+      // Items of this chunk never sent (dropped, failed) are no longer queued.
+      this.#queuedItems -= queued;
+    }
   }
 }
