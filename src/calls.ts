@@ -66,6 +66,14 @@ export function callSignals(signal: AbortSignal | undefined, onAbort: (reason: u
   return { stop, drop, release: () => signal.removeEventListener('abort', follow) };
 }
 
+/**
+ * Whether a call's chunks report item by item: needed to time each item, and
+ * to know which item a dying child was running (per-item retries).
+ */
+export function streams(options: ResolvedCallOptions): boolean {
+  return options.timeout !== undefined || options.retries > 0;
+}
+
 /** How a call's chunks are dispatched. */
 export function dispatchOf(signals: CallSignals, options: ResolvedCallOptions, stopAtError: boolean): Dispatch {
   return { stop: signals.stop?.signal, drop: signals.drop?.signal, retries: options.retries, stopAtError };
@@ -127,7 +135,7 @@ export function runBatch(context: CallContext, task: string, tuples: unknown[][]
     let remaining = chunks.length;
     chunks.forEach((args, at) => {
       const offset = at * chunksize;
-      const chunk: Chunk = { task, args, timeout: options.timeout, stream: options.timeout !== undefined };
+      const chunk: Chunk = { task, args, timeout: options.timeout, stream: streams(options) };
       context.dispatcher.run(chunk, dispatchOf(signals, options, true)).then(
         ({ outcomes }) => {
           if (settled) return;

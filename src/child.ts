@@ -125,7 +125,7 @@ export class Child {
       module: moduleUrl,
       initializer: options.initializer,
       initArgs: [...options.initArgs],
-      watchMemory: Number.isFinite(options.maxMemoryPerChild),
+      memoryLimit: options.maxMemoryPerChild * 1024 * 1024,
     });
     this.#updateRef();
   }

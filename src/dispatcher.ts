@@ -68,7 +68,8 @@ export class Dispatcher {
     const size = chunk.args.length;
     let outcomes: Outcome[] = [];
     let ms = 0;
-    let attempts = 0;
+    let attempts = 0; // re-runs of a whole chunk whose child died (not streamed)
+    const itemAttempts = new Map<number, number>(); // re-runs of one item (streamed)
     let queued = size; // this chunk's items counted in #queuedItems
     const requeue = (items: number): void => {
       queued += items;
@@ -102,9 +103,13 @@ export class Dispatcher {
           let got = done.outcomes;
           // A streamed chunk cut short by a death or a timeout: its last outcome is that item's error.
           const last = got[got.length - 1];
-          if (isLocalFailure(last) && last.local instanceof WorkerExitError && attempts < how.retries) {
-            attempts++;
-            got = got.slice(0, -1);
+          if (isLocalFailure(last) && last.local instanceof WorkerExitError) {
+            const at = outcomes.length + got.length - 1;
+            const tried = itemAttempts.get(at) ?? 0;
+            if (tried < how.retries) {
+              itemAttempts.set(at, tried + 1);
+              got = got.slice(0, -1);
+            }
           }
           // (No spread: a chunk may hold more items than a call may take arguments.)
           if (outcomes.length === 0) outcomes = got;

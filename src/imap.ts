@@ -6,7 +6,7 @@
  */
 import type { Chunk } from './child.js';
 import { AdaptiveChunksize } from './chunks.js';
-import { callSignals, dispatchOf, outcomeError, type CallContext } from './calls.js';
+import { callSignals, dispatchOf, outcomeError, streams, type CallContext } from './calls.js';
 import { ProgressReporter } from './progress.js';
 import type { ResolvedCallOptions } from './options.js';
 import type { Outcome } from './protocol.js';
@@ -88,7 +88,7 @@ export async function* runImap(
     read += args.length;
     slots.push(slot);
     const endChunk = context.begin(fail);
-    const chunk: Chunk = { task, args, timeout: options.timeout, stream: shape.settle || options.timeout !== undefined };
+    const chunk: Chunk = { task, args, timeout: options.timeout, stream: shape.settle || streams(options) };
     context.dispatcher.run(chunk, dispatchOf(signals, options, !shape.settle)).then(
       ({ outcomes, ms }) => {
         sizes.observe(outcomes.length, ms);

@@ -11,8 +11,8 @@ export interface InitMessage {
   module: string;
   initializer: string | undefined;
   initArgs: unknown[];
-  /** Measure resident memory after every chunk (maxMemoryPerChild), not only now and then. */
-  watchMemory: boolean;
+  /** maxMemoryPerChild in bytes (Infinity: none): past it after an item, the child stops its chunk there. */
+  memoryLimit: number;
 }
 
 /** Parent → child: run `task` on each argument tuple of the chunk, in order. */

@@ -29,6 +29,7 @@ let draining = false;
 let dying = false;
 let stopping = false;
 let watchMemory = false;
+let memoryLimit = Number.POSITIVE_INFINITY;
 let moduleUrl = '';
 let rss = 0;
 let rssAt = -Infinity;
@@ -90,9 +91,13 @@ function collectTasks(mod: Record<string, unknown>): Map<string, TaskFn> {
 
 async function init(message: InitMessage): Promise<void> {
   try {
-    const mod = (await import(message.module)) as Record<string, unknown>;
+    const loading = import(message.module);
+    // While the module loads: a module stuck in a synchronous loop must not outlive the parent either.
+    startWatchdog();
+    const mod = (await loading) as Record<string, unknown>;
     const loaded = collectTasks(mod);
-    watchMemory = message.watchMemory;
+    memoryLimit = message.memoryLimit;
+    watchMemory = Number.isFinite(memoryLimit);
     moduleUrl = message.module;
     if (message.initializer !== undefined) {
       const initializer = loaded.get(message.initializer);
@@ -151,6 +156,11 @@ async function runChunk(message: RunMessage, fn: TaskFn | undefined): Promise<Ou
     const outcome = await runItem(fn, message.task, args[index]!);
     if (!stream) outcomes[index] = outcome;
     else postOutcomes({ type: 'procpool:item', id, index, outcome }, (item) => ({ ...item, outcome: sendable(item.outcome) }));
+    // Past maxMemoryPerChild: stop here; the parent sends the rest to another child and replaces this one.
+    if (watchMemory && index < args.length - 1 && residentMemory() > memoryLimit) {
+      outcomes.length = stream ? 0 : index + 1;
+      break;
+    }
   }
   return outcomes;
 }
@@ -168,8 +178,6 @@ function sendDone(id: number, outcomes: Outcome[], ms: number): void {
 async function drain(): Promise<void> {
   if (draining || tasks === undefined) return;
   draining = true;
-  // Synchronously: the thread must be up even if this first task never yields.
-  startWatchdog();
   try {
     for (let message = pending.shift(); message !== undefined; message = pending.shift()) {
       if (cancelled.delete(message.id)) {

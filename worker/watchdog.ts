@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 
-// Required when first started: a child that never runs a task never pays for it.
+// Required when started, while the task module loads, rather than before.
 const require = createRequire(import.meta.url);
 
 const source = `
@@ -20,8 +20,8 @@ let started = false;
 
 /**
  * Starts the watchdog thread (once); it never keeps the child alive. It
- * costs ~9 MiB, so a child starts it with its first task: one that never
- * ran a task cannot be stuck in one.
+ * costs ~9 MiB of resident memory: the price of a child that cannot outlive
+ * its parent, even stuck in a synchronous loop while loading its module.
  */
 export function startWatchdog(every = 250): void {
   if (started) return;
