@@ -1,0 +1,93 @@
+/**
+ * Orphans (issue 3, item 7): a real parent script starts a pool; when the
+ * parent is SIGKILLed every child exits within 2 s, also one busy in a
+ * synchronous loop; SIGINT/SIGTERM end them too; and a script that never
+ * calls close() exits by itself once its work is done.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { childEnv, loggedPids, running, tempDir, until } from './fixtures/fault-helpers.js';
+
+const script = fileURLToPath(new URL('./fixtures/fault-parent.mjs', import.meta.url));
+// Run from the package root, so that the script's `import 'procpool'` resolves to dist/.
+const root = fileURLToPath(new URL('..', import.meta.url));
+/** The contract's 2 s, with some slack for a loaded machine. */
+const BOUND_MS = 2500;
+
+interface Parent {
+  process: ChildProcess;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output(): string;
+}
+
+let dir = '';
+const parents: ChildProcess[] = [];
+beforeEach(() => {
+  dir = tempDir('procpool-orphans-');
+});
+afterEach(() => {
+  // Whatever a failing test left behind, end it: the parent, then the children it started.
+  for (const parent of parents.splice(0)) if (parent.exitCode === null && parent.signalCode === null) parent.kill('SIGKILL');
+  for (const pid of running(loggedPids(join(dir, 'starts')))) process.kill(pid, 'SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function startParent(mode: string): Parent {
+  const parent = spawn(process.execPath, [script, mode, dir], { cwd: root, env: childEnv(join(dir, 'starts')), stdio: ['ignore', 'pipe', 'pipe'] });
+  parents.push(parent);
+  let output = '';
+  parent.stdout.on('data', (data: Buffer) => (output += data.toString()));
+  parent.stderr.on('data', (data: Buffer) => (output += data.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => parent.once('exit', (code, signal) => resolve({ code, signal })));
+  return { process: parent, exited, output: () => output };
+}
+
+/** Starts a parent and waits for the pids it prints once its children are in place. */
+async function parentWithChildren(mode: string): Promise<{ parent: Parent; pids: number[] }> {
+  const parent = startParent(mode);
+  expect(await until(() => parent.output().includes('\n'), 15_000), `the parent printed: ${parent.output()}`).toBe(true);
+  const { pids } = JSON.parse(parent.output().split('\n')[0]!) as { pids: number[] };
+  expect(pids).toHaveLength(2);
+  expect(running(pids)).toEqual(pids);
+  return { parent, pids };
+}
+
+describe('orphans', () => {
+  it.each(['idle', 'busy'])('SIGKILL of the parent: %s children exit within 2 s', async (mode) => {
+    const { parent, pids } = await parentWithChildren(mode);
+    parent.process.kill('SIGKILL');
+    await parent.exited;
+    expect(await until(() => running(pids).length === 0, BOUND_MS)).toBe(true);
+  }, 30_000);
+
+  it('SIGKILL of the parent: children stuck loading the module exit within 2 s', async () => {
+    const { parent, pids } = await parentWithChildren('loading');
+    parent.process.kill('SIGKILL');
+    await parent.exited;
+    expect(await until(() => running(pids).length === 0, BOUND_MS), `still running: ${running(pids).join(', ')}`).toBe(true);
+  }, 30_000);
+
+  it.each(['SIGTERM', 'SIGINT'] as const)('%s to the parent ends its children, also one busy in a synchronous loop', async (signal) => {
+    const { parent, pids } = await parentWithChildren('busy');
+    parent.process.kill(signal);
+    expect(await parent.exited).toMatchObject({ signal });
+    expect(await until(() => running(pids).length === 0, BOUND_MS)).toBe(true);
+  }, 30_000);
+
+  it('a script that never calls close() exits once its work is done', async () => {
+    const parent = startParent('forget');
+    // A hang guard, not a timing: the script must exit on its own.
+    expect(await Promise.race([parent.exited, until(() => false, 15_000).then(() => 'still running')])).toEqual({ code: 0, signal: null });
+    expect(parent.output()).toContain('[2,4,6]');
+    expect(await until(() => running(loggedPids(join(dir, 'starts'))).length === 0, BOUND_MS)).toBe(true);
+  }, 30_000);
+
+  it('a script that makes a pool and never uses it exits', async () => {
+    const parent = startParent('unused');
+    expect(await Promise.race([parent.exited, until(() => false, 15_000).then(() => 'still running')])).toEqual({ code: 0, signal: null });
+    expect(await until(() => running(loggedPids(join(dir, 'starts'))).length === 0, BOUND_MS)).toBe(true);
+  }, 30_000);
+});
