@@ -69,6 +69,12 @@ interface InFlight {
   chunk: Chunk;
   /** Outcomes streamed so far (streamed chunks only). */
   streamed: Outcome[] | undefined;
+  /**
+   * Settled for its caller (cancelled, aborted) but perhaps started by the
+   * child: kept in line until the child reports it, so that a death is
+   * blamed on the chunk the child was really running.
+   */
+  detached?: boolean;
   resolve(result: RunResult): void;
   reject(error: unknown): void;
   timer?: NodeJS.Timeout;
@@ -216,18 +222,24 @@ export class Child {
   abort(id: number, reason: unknown): void {
     const entry = this.#inFlight.get(id);
     if (entry === undefined) return;
-    const running = this.#inFlight.keys().next().value === id;
-    this.#settle(entry, () => entry.reject(reason));
-    if (running) this.kill(reason);
-    else this.#process.send({ type: 'procpool:cancel', id });
+    if (this.#inFlight.keys().next().value === id) {
+      this.#settle(entry, () => entry.reject(reason));
+      this.kill(reason);
+    } else this.#detach(entry, reason);
   }
 
   /** Skips chunk `id` if it has not started (it rejects with NotStartedError); a running chunk goes on. */
   cancel(id: number): void {
     const entry = this.#inFlight.get(id);
     if (entry === undefined || this.#inFlight.keys().next().value === id) return;
-    this.#settle(entry, () => entry.reject(new NotStartedError()));
-    this.#process.send({ type: 'procpool:cancel', id });
+    this.#detach(entry, new NotStartedError());
+  }
+
+  #detach(entry: InFlight, reason: unknown): void {
+    if (entry.detached) return;
+    entry.detached = true;
+    entry.reject(reason);
+    this.#process.send({ type: 'procpool:cancel', id: entry.id });
   }
 
   /** Kills the child at once; its running chunk fails with `reason` (or WorkerExitError). */
@@ -284,7 +296,9 @@ export class Child {
     clearTimeout(entry.timer);
     entry.timer = setTimeout(() => {
       const error = new TaskTimeoutError(timeout);
-      if (entry.chunk.stream) this.#settle(entry, () => entry.resolve({ outcomes: [...(entry.streamed ?? []), { ok: false, local: error }], ms: 0 }));
+      // A detached chunk's caller has gone: only the child is to be stopped.
+      if (entry.detached) this.#settle(entry, () => undefined);
+      else if (entry.chunk.stream) this.#settle(entry, () => entry.resolve({ outcomes: [...(entry.streamed ?? []), { ok: false, local: error }], ms: 0 }));
       else this.#settle(entry, () => entry.reject(error));
       this.kill(error);
     }, timeout);
@@ -292,22 +306,23 @@ export class Child {
 
   #receive(message: ChildMessage): void {
     switch (message.type) {
-      case 'procpool:batch':
-        for (const done of message.messages) this.#receive(done);
-        return;
       case 'procpool:item': {
         const entry = this.#inFlight.get(message.id);
         if (entry === undefined) return;
-        const streamed = (entry.streamed ??= []);
-        streamed.push(message.outcome);
-        if (streamed.length < entry.chunk.args.length) this.#armTimer(entry);
+        if (!entry.detached) (entry.streamed ??= []).push(message.outcome);
+        if (message.index + 1 < entry.chunk.args.length) this.#armTimer(entry);
         else clearTimeout(entry.timer);
         return;
       }
       case 'procpool:done': {
         const entry = this.#inFlight.get(message.id);
         if (entry === undefined) return;
-        this.rss = message.rss;
+        if (!message.cancelled) this.rss = message.rss;
+        if (entry.detached) {
+          this.#settle(entry, () => undefined);
+          if (!message.cancelled) this.#hooks.settled(this, message.rss);
+          return;
+        }
         if (message.cancelled) return this.#settle(entry, () => entry.reject(new NotStartedError()));
         this.chunkMs = Number.isNaN(this.chunkMs) ? message.ms : this.chunkMs * 0.7 + message.ms * 0.3;
         const outcomes = entry.chunk.stream ? (entry.streamed ?? []) : message.outcomes;
@@ -366,6 +381,18 @@ export class Child {
     // stopped on purpose, already settled); the others never started.
     let running = this.#killedFor === undefined || this.#killedFor === null;
     for (const entry of [...this.#inFlight.values()]) {
+      if (entry.detached) {
+        // Its caller has settled; if it was running, nothing after it had started.
+        this.#settle(entry, () => undefined);
+        running = false;
+        continue;
+      }
+      const streamed = entry.streamed?.length ?? 0;
+      // Every item of a streamed chunk came back: it finished, only its done message was lost.
+      if (entry.chunk.stream && streamed === entry.chunk.args.length) {
+        this.#settle(entry, () => entry.resolve({ outcomes: entry.streamed!, ms: 0 }));
+        continue;
+      }
       if (!running) this.#settle(entry, () => entry.reject(new NotStartedError()));
       else {
         const error = new WorkerExitError(exit, exit.cause === undefined ? undefined : { cause: exit.cause });

@@ -103,19 +103,13 @@ export interface FatalMessage {
   error: SerializedThrown;
 }
 
-/** Child → parent: several finished chunks in one message. */
-export interface ChildBatch {
-  type: 'procpool:batch';
-  messages: DoneMessage[];
-}
-
-export type ChildMessage = ReadyMessage | InitErrorMessage | DoneMessage | ItemMessage | StartMessage | FatalMessage | ChildBatch;
+export type ChildMessage = ReadyMessage | InitErrorMessage | DoneMessage | ItemMessage | StartMessage | FatalMessage;
 
 function hasType(value: unknown): value is { type: string } {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
 }
 
-const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:done', 'procpool:item', 'procpool:start', 'procpool:fatal', 'procpool:batch']);
+const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:done', 'procpool:item', 'procpool:start', 'procpool:fatal']);
 const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:cancel', 'procpool:stop', 'procpool:batch']);
 
 /** Narrows a message received by the parent; anything else is not ours. */

@@ -83,20 +83,43 @@ export class SpawnedChild {
     this.#process.once('disconnect', listener);
   }
 
-  /** Calls `listener` once the child has exited and its stderr has drained (briefly waited for). */
+  /**
+   * Calls `listener` once the child has exited and everything it sent has
+   * arrived: its stderr closed (for the tail) and its IPC channel closed —
+   * messages still in the pipe at 'exit' are delivered before 'disconnect'.
+   * Waits at most 500 ms for both (a grandchild may hold a pipe open).
+   */
   onExit(listener: (exitCode: number | null, signal: NodeJS.Signals | null) => void): void {
+    const stderr = this.#process.stderr as Readable | null;
+    let streams = 0;
+    let exited: [number | null, NodeJS.Signals | null] | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const settle = (): void => {
+      if (exited === undefined || streams > 0) return;
+      clearTimeout(timer);
+      const [code, signal] = exited;
+      exited = undefined;
+      listener(code, signal);
+    };
+    const closed = (): void => {
+      streams--;
+      settle();
+    };
+    if (stderr !== null && !stderr.destroyed) {
+      streams++;
+      stderr.once('close', closed);
+    }
+    if (this.#process.connected) {
+      streams++;
+      this.#process.once('disconnect', closed);
+    }
     this.#process.once('exit', (exitCode, signal) => {
-      let called = false;
-      const call = (): void => {
-        if (called) return;
-        called = true;
-        clearTimeout(timer);
-        listener(exitCode, signal);
-      };
-      const stderr = this.#process.stderr as Readable | null;
-      const timer = setTimeout(call, 200);
-      if (stderr === null || stderr.readableEnded || stderr.destroyed) call();
-      else stderr.once('close', call);
+      exited = [exitCode, signal];
+      timer = setTimeout(() => {
+        streams = 0;
+        settle();
+      }, 500);
+      settle();
     });
   }
 

@@ -33,23 +33,8 @@ let memoryLimit = Number.POSITIVE_INFINITY;
 let moduleUrl = '';
 let rss = 0;
 let rssAt = -Infinity;
-/** Finished chunks held back while more are queued: one message for several. */
-const outbox: DoneMessage[] = [];
-const outboxLimit = 64;
-
 function post(message: ChildMessage): void {
-  if (outbox.length > 0) flush();
   send!(message);
-}
-
-function flush(): void {
-  const messages = outbox.splice(0);
-  if (messages.length === 1) return sendDoneNow(messages[0]!);
-  try {
-    send!({ type: 'procpool:batch', messages });
-  } catch {
-    for (const message of messages) sendDoneNow(message);
-  }
 }
 
 /** Resident memory, read at most every 100 ms unless maxMemoryPerChild needs it after every chunk. */
@@ -71,7 +56,6 @@ async function die(type: 'procpool:init-error' | 'procpool:fatal', thrown: unkno
   setTimeout(exit, 1000).unref();
   try {
     const message: ChildMessage = { type, error: (await loadCodec()).serializeThrown(thrown) };
-    if (outbox.length > 0) flush();
     send!(message, undefined, undefined, exit);
   } catch {
     exit();
@@ -165,14 +149,14 @@ async function runChunk(message: RunMessage, fn: TaskFn | undefined): Promise<Ou
   return outcomes;
 }
 
-function sendDoneNow(done: DoneMessage): void {
-  postOutcomes(done, (message) => ({ ...message, outcomes: message.outcomes.map(sendable) }));
-}
-
-/** Sends a finished chunk, or holds it while more chunks wait (the parent keeps this child fed). */
+/**
+ * Sends a finished chunk at once, never held back to share a message with
+ * the next: if the child dies in the next chunk, the parent must know this
+ * one finished, to blame the right item.
+ */
 function sendDone(id: number, outcomes: Outcome[], ms: number): void {
-  outbox.push({ type: 'procpool:done', id, outcomes, ms, rss: residentMemory() });
-  if (pending.length === 0 || outbox.length >= outboxLimit) flush();
+  const done: DoneMessage = { type: 'procpool:done', id, outcomes, ms, rss: residentMemory() };
+  postOutcomes(done, (message) => ({ ...message, outcomes: message.outcomes.map(sendable) }));
 }
 
 async function drain(): Promise<void> {
