@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { childEnv, loggedPids, running, tempDir, until } from './fixtures/fault-helpers.js';
+import { childEnv, leftOver, running, tempDir, until } from './fixtures/fault-helpers.js';
 
 const script = fileURLToPath(new URL('./fixtures/fault-parent.mjs', import.meta.url));
 // Run from the package root, so that the script's `import 'procpool'` resolves to dist/.
@@ -31,7 +31,7 @@ beforeEach(() => {
 afterEach(() => {
   // Whatever a failing test left behind, end it: the parent, then the children it started.
   for (const parent of parents.splice(0)) if (parent.exitCode === null && parent.signalCode === null) parent.kill('SIGKILL');
-  for (const pid of running(loggedPids(join(dir, 'starts')))) process.kill(pid, 'SIGKILL');
+  for (const pid of leftOver(join(dir, 'starts'))) process.kill(pid, 'SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -82,12 +82,12 @@ describe('orphans', () => {
     // A hang guard, not a timing: the script must exit on its own.
     expect(await Promise.race([parent.exited, until(() => false, 15_000).then(() => 'still running')])).toEqual({ code: 0, signal: null });
     expect(parent.output()).toContain('[2,4,6]');
-    expect(await until(() => running(loggedPids(join(dir, 'starts'))).length === 0, BOUND_MS)).toBe(true);
+    expect(await until(() => leftOver(join(dir, 'starts')).length === 0, BOUND_MS)).toBe(true);
   }, 30_000);
 
   it('a script that makes a pool and never uses it exits', async () => {
     const parent = startParent('unused');
     expect(await Promise.race([parent.exited, until(() => false, 15_000).then(() => 'still running')])).toEqual({ code: 0, signal: null });
-    expect(await until(() => running(loggedPids(join(dir, 'starts'))).length === 0, BOUND_MS)).toBe(true);
+    expect(await until(() => leftOver(join(dir, 'starts')).length === 0, BOUND_MS)).toBe(true);
   }, 30_000);
 });

@@ -18,7 +18,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Pool, TaskTimeoutError, WorkerExitError } from 'procpool';
-import { childEnv, logStarts, loggedPids, readLines, running, tempDir } from '../fixtures/fault-helpers.js';
+import { childEnv, leftOver, logStarts, loggedPids, readLines, tempDir } from '../fixtures/fault-helpers.js';
 
 export interface SoakConfig {
   items: number;
@@ -103,7 +103,7 @@ export async function runSoak(config: SoakConfig): Promise<SoakReport> {
   const started = performance.now();
   const state = new Uint8Array(config.items); // 0 unsettled, 1 result, 2 error
   const failed: Record<string, number> = { exit: 0, sigkill: 0, throw: 0, timeout: 0 };
-  const perPid = new Map<number, number>();
+  const perChild = new Map<number, number>();
   const breaches: string[] = [];
   const breach = (what: string): void => void (breaches.length < 50 && breaches.push(what));
   let ok = 0;
@@ -148,7 +148,7 @@ export async function runSoak(config: SoakConfig): Promise<SoakReport> {
       }
       try {
         for await (const value of pool.imap('item', source(), { timeout: config.timeoutMs })) {
-          const [id, pid, rss] = value as [number, number, number];
+          const [id, child, rss] = value as [number, number, number];
           if (id !== read[at]) breach(`position ${at} expected the result of ${read[at]}, got ${id}`);
           // Forget what was yielded, so that a long call keeps little.
           if (++at > 4096) {
@@ -157,7 +157,7 @@ export async function runSoak(config: SoakConfig): Promise<SoakReport> {
           }
           settle(id, 1);
           ok++;
-          perPid.set(pid, (perPid.get(pid) ?? 0) + 1);
+          perChild.set(child, (perChild.get(child) ?? 0) + 1);
           childPeak = Math.max(childPeak, rss);
         }
       } catch (error) {
@@ -191,9 +191,9 @@ export async function runSoak(config: SoakConfig): Promise<SoakReport> {
   const faults = readLines(faultLog);
   const acted = new Set(faults.map((line) => Number(line.split(' ')[1])));
   for (let id = 0; id < config.items; id++) if (state[id] === 2 && kindOf(id, config) !== 0 && !acted.has(id)) breach(`item ${id} failed without having run`);
-  for (const [pid, n] of perPid) if (n > config.maxTasksPerChild) breach(`child ${pid} ran ${n} items, past maxTasksPerChild`);
+  for (const n of perChild.values()) if (n > config.maxTasksPerChild) breach(`a child ran ${n} items, past maxTasksPerChild`);
   const pids = loggedPids(startsLog);
-  const left = running(pids);
+  const left = leftOver(startsLog);
   if (left.length > 0) breach(`children left after join(): ${left.join(', ')}`);
   if (parentPeak - parentStart > config.maxParentGrowthMiB * MiB) breach(`parent RSS grew by ${Math.round((parentPeak - parentStart) / MiB)} MiB`);
   if (childPeak > (config.maxMemoryPerChildMiB + config.childRssSlackMiB) * MiB) breach(`a child's RSS reached ${Math.round(childPeak / MiB)} MiB`);
