@@ -4,6 +4,22 @@
  * just because nobody asked for it (as in Python, `get()` surfaces it).
  */
 import { PoolStateError, ResultTimeoutError } from './errors.js';
+import { maxTimerMs } from './options.js';
+
+/**
+ * Calls a user's callback; if it throws, that error is the user's to see
+ * (an uncaught exception, as for any Node callback), and the result stays
+ * what it was.
+ */
+function call<T>(callback: ((value: T) => void) | undefined, value: T): void {
+  try {
+    callback?.(value);
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
+}
 
 /** The handle of a call started with an `*Async` method. */
 export class AsyncResult<T> implements PromiseLike<T> {
@@ -17,19 +33,13 @@ export class AsyncResult<T> implements PromiseLike<T> {
   ) {
     this.#promise = work.then(
       (value) => {
-        try {
-          callbacks.callback?.(value);
-        } finally {
-          this.#state = 'fulfilled';
-        }
+        this.#state = 'fulfilled';
+        call(callbacks.callback, value);
         return value;
       },
       (error: unknown) => {
-        try {
-          callbacks.errorCallback?.(error);
-        } finally {
-          this.#state = 'rejected';
-        }
+        this.#state = 'rejected';
+        call(callbacks.errorCallback, error);
         throw error;
       },
     );
@@ -39,8 +49,8 @@ export class AsyncResult<T> implements PromiseLike<T> {
   /** The value; with `timeout` (ms), rejects with ResultTimeoutError if not ready in time — the work goes on. */
   get(timeout?: number): Promise<T> {
     if (timeout === undefined || this.#state !== 'pending') return this.#promise;
-    if (typeof timeout !== 'number' || !(timeout >= 0)) {
-      const message = `Expected \`timeout\` to be a number of milliseconds from 0 and up, got \`${String(timeout)}\` (${typeof timeout})`;
+    if (typeof timeout !== 'number' || !(timeout >= 0) || timeout > maxTimerMs) {
+      const message = `Expected \`timeout\` to be a number of milliseconds from 0 to ${maxTimerMs}, got \`${String(timeout)}\` (${typeof timeout})`;
       return Promise.reject(typeof timeout === 'number' ? new RangeError(message) : new TypeError(message));
     }
     return new Promise<T>((resolve, reject) => {
@@ -57,7 +67,7 @@ export class AsyncResult<T> implements PromiseLike<T> {
     );
     if (timeout === undefined || this.#state !== 'pending') return settled;
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.max(0, Number(timeout) || 0));
+      const timer = setTimeout(resolve, Math.min(maxTimerMs, Math.max(0, Number(timeout) || 0)));
       void settled.then(() => {
         clearTimeout(timer);
         resolve();

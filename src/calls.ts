@@ -25,6 +25,14 @@ export interface CallContext {
   begin(fail: (error: unknown) => void): () => void;
 }
 
+/** Counts items that ran: with a result, or with an error. */
+export function countOutcomes(context: CallContext, outcomes: readonly Outcome[]): void {
+  let failed = 0;
+  for (const outcome of outcomes) if (!outcome.ok) failed++;
+  context.counters.completed += outcomes.length - failed;
+  context.counters.failed += failed;
+}
+
 /** The error an item's outcome stands for. */
 export function outcomeError(outcome: Exclude<Outcome, { ok: true }>): unknown {
   if ('local' in outcome) return outcome.local;
@@ -89,6 +97,8 @@ export function runOne(context: CallContext, task: string, args: unknown[], opti
       if (settled) return;
       settled = true;
       end();
+      // Not queued any more either: the job watches `drop` while it waits.
+      if (!ok) signals.drop?.abort(value);
       signals.release();
       if (ok) resolve(value);
       else reject(value);
@@ -99,9 +109,8 @@ export function runOne(context: CallContext, task: string, args: unknown[], opti
     context.dispatcher.run(chunk, dispatchOf(signals, options, true)).then(
       ({ outcomes }) => {
         const outcome = outcomes[0]!;
+        countOutcomes(context, outcomes);
         if (settled) return;
-        if (outcome.ok) context.counters.completed++;
-        else context.counters.failed++;
         finish(outcome.ok, outcome.ok ? outcome.value : outcomeError(outcome));
       },
       (error: unknown) => {
@@ -138,19 +147,18 @@ export function runBatch(context: CallContext, task: string, tuples: unknown[][]
       const chunk: Chunk = { task, args, timeout: options.timeout, stream: streams(options) };
       context.dispatcher.run(chunk, dispatchOf(signals, options, true)).then(
         ({ outcomes }) => {
+          // Counted even after the call failed: they ran.
+          countOutcomes(context, outcomes);
           if (settled) return;
           for (let i = 0; i < outcomes.length; i++) {
             const outcome = outcomes[i]!;
             if (!outcome.ok) {
-              context.counters.completed += i;
-              context.counters.failed++;
               progress.add(i + 1, 1);
               progress.finish();
               return fail(outcomeError(outcome));
             }
             results[offset + i] = outcome.value;
           }
-          context.counters.completed += outcomes.length;
           progress.add(outcomes.length);
           if (--remaining > 0) return;
           progress.finish();

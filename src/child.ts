@@ -74,7 +74,7 @@ interface InFlight {
    * child: kept in line until the child reports it, so that a death is
    * blamed on the chunk the child was really running.
    */
-  detached?: boolean;
+  detached: boolean;
   resolve(result: RunResult): void;
   reject(error: unknown): void;
   timer?: NodeJS.Timeout;
@@ -170,7 +170,7 @@ export class Child {
     if (this.#gone) return { id, result: Promise.reject(new NotStartedError()) };
     const message: RunMessage = { type: 'procpool:run', id, task: chunk.task, args: chunk.args, timed: chunk.timeout !== undefined, stream: chunk.stream };
     const result = new Promise<RunResult>((resolve, reject) => {
-      this.#inFlight.set(id, { id, chunk, streamed: chunk.stream ? [] : undefined, resolve, reject });
+      this.#inFlight.set(id, { id, chunk, streamed: chunk.stream ? [] : undefined, detached: false, resolve, reject });
     });
     // An idle child gets the chunk now (latency); a busy one gets it with
     // the others sent this turn, in one message (throughput).
@@ -186,7 +186,7 @@ export class Child {
   #outbox: RunMessage[] = [];
 
   #flush(): void {
-    const messages = this.#outbox.splice(0).filter((message) => this.#inFlight.has(message.id));
+    const messages = this.#outbox.splice(0).filter((message) => this.#inFlight.get(message.id)?.detached === false);
     if (messages.length === 0 || this.#gone) return;
     if (messages.length === 1 || !this.#process.send({ type: 'procpool:batch', messages })) for (const message of messages) this.#sendRun(message);
   }
@@ -237,6 +237,13 @@ export class Child {
 
   #detach(entry: InFlight, reason: unknown): void {
     if (entry.detached) return;
+    const unsent = this.#outbox.findIndex((message) => message.id === entry.id);
+    if (unsent >= 0) {
+      // Never sent: simply never send it.
+      this.#outbox.splice(unsent, 1);
+      this.assigned -= entry.chunk.args.length;
+      return this.#settle(entry, () => entry.reject(reason));
+    }
     entry.detached = true;
     entry.reject(reason);
     this.#process.send({ type: 'procpool:cancel', id: entry.id });
@@ -283,11 +290,13 @@ export class Child {
     this.#process.setRef(on);
   }
 
+  /** Takes `entry` out of line and settles it; the freed slot may serve a waiting chunk. */
   #settle(entry: InFlight, how: () => void): void {
     this.#inFlight.delete(entry.id);
     clearTimeout(entry.timer);
     how();
     this.#afterSettle();
+    if (!this.#gone) this.#hooks.settled(this, this.rss);
   }
 
   #armTimer(entry: InFlight): void {
@@ -318,17 +327,12 @@ export class Child {
         const entry = this.#inFlight.get(message.id);
         if (entry === undefined) return;
         if (!message.cancelled) this.rss = message.rss;
-        if (entry.detached) {
-          this.#settle(entry, () => undefined);
-          if (!message.cancelled) this.#hooks.settled(this, message.rss);
-          return;
-        }
+        if (entry.detached) return this.#settle(entry, () => undefined);
         if (message.cancelled) return this.#settle(entry, () => entry.reject(new NotStartedError()));
         this.chunkMs = Number.isNaN(this.chunkMs) ? message.ms : this.chunkMs * 0.7 + message.ms * 0.3;
         const outcomes = entry.chunk.stream ? (entry.streamed ?? []) : message.outcomes;
         this.finished += outcomes.length;
         this.#settle(entry, () => entry.resolve({ outcomes, ms: message.ms }));
-        this.#hooks.settled(this, message.rss);
         return;
       }
       case 'procpool:start': {
@@ -371,7 +375,7 @@ export class Child {
       exitCode,
       signal,
       reason,
-      cause: this.#fatal,
+      cause: this.#fatal ?? this.#process.spawnError,
       requested: this.#requested,
       killed: this.#killedFor !== undefined && this.#killedFor !== null,
       wasReady: this.#ready,

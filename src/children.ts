@@ -92,7 +92,7 @@ export class Children {
     return new Promise((resolve, reject) => this.#whenTasks.push({ resolve, reject }));
   }
 
-  /** A child with room for `items` more items' chunk; waits while none has room. */
+  /** A child below its in-flight allowance, with a slot reserved; waits while none has one. */
   acquire(signal?: AbortSignal): Promise<Child> {
     const closed = this.#closedError();
     if (closed) return Promise.reject(closed);
@@ -137,6 +137,7 @@ export class Children {
   stopAll(): Promise<void> {
     if (this.#state === 'running') this.#state = 'stopping';
     this.#rejectWaiters(new PoolClosedError());
+    this.#rejectStarts(new PoolClosedError('The pool was closed before its children were ready'));
     for (const child of this.#live) child.stop();
     return this.#gone();
   }
@@ -145,6 +146,7 @@ export class Children {
   killAll(): Promise<void> {
     if (this.#state !== 'broken') this.#state = 'terminated';
     this.#rejectWaiters(new PoolClosedError('The pool was terminated'));
+    this.#rejectStarts(new PoolClosedError('The pool was terminated before its children were ready'));
     for (const child of this.#live) child.terminate();
     return this.#gone();
   }
@@ -198,6 +200,12 @@ export class Children {
       child.reserved++;
       this.#waiters.shift()!.resolve(child);
     }
+  }
+
+  /** ready() and the exports list, still awaited when the pool stops: they will not come. */
+  #rejectStarts(error: unknown): void {
+    for (const waiter of this.#whenReady.splice(0)) waiter.reject(error);
+    for (const waiter of this.#whenTasks.splice(0)) waiter.reject(error);
   }
 
   #rejectWaiters(error: unknown): void {

@@ -85,6 +85,7 @@ export class Dispatcher {
         signal?.throwIfAborted();
         // Cut the chunk where the child reaches maxTasksPerChild, so items are counted exactly.
         const take = Math.min(size - outcomes.length, this.#children.room(child));
+        if (take <= 0) continue; // retired meanwhile: no longer picked
         const part = take === size ? chunk : { ...chunk, args: chunk.args.slice(outcomes.length, outcomes.length + take) };
         if (attempts === 0 && outcomes.length === 0) this.#counters.queueWait.record(performance.now() - queuedAt);
         requeue(-take);

@@ -6,7 +6,7 @@
  */
 import type { Chunk } from './child.js';
 import { AdaptiveChunksize } from './chunks.js';
-import { callSignals, dispatchOf, outcomeError, streams, type CallContext } from './calls.js';
+import { callSignals, countOutcomes, dispatchOf, outcomeError, streams, type CallContext } from './calls.js';
 import { ProgressReporter } from './progress.js';
 import type { ResolvedCallOptions } from './options.js';
 import type { Outcome } from './protocol.js';
@@ -92,6 +92,7 @@ export async function* runImap(
     context.dispatcher.run(chunk, dispatchOf(signals, options, !shape.settle)).then(
       ({ outcomes, ms }) => {
         sizes.observe(outcomes.length, ms);
+        countOutcomes(context, outcomes);
         slot.outcomes = outcomes;
       },
       (error: unknown) => {
@@ -132,8 +133,6 @@ export async function* runImap(
         const outcomes = slot!.outcomes!;
         for (let i = 0; i < outcomes.length; i++) {
           const outcome = outcomes[i]!;
-          if (outcome.ok) context.counters.completed++;
-          else context.counters.failed++;
           progress.add(1, outcome.ok ? 0 : 1);
           if (shape.settle) yield settled(slot!.start + i, outcome);
           else if (outcome.ok) yield outcome.value;

@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Progress } from './progress.js';
+import { findUnsendable } from './transfer.js';
 
 /** Options of `new Pool(module, options)`. */
 export interface PoolOptions {
@@ -133,10 +134,13 @@ export function checkCount(name: string, value: unknown, min: number, infinite =
   return value;
 }
 
+/** Longest delay a Node timer takes (2^31 - 1 ms); a longer one fires at once. */
+export const maxTimerMs = 2_147_483_647;
+
 function checkPositive(name: string, value: unknown): number {
-  const what = 'a positive number of milliseconds';
+  const what = `a positive number of milliseconds up to ${maxTimerMs}`;
   if (typeof value !== 'number') throw new TypeError(expected(name, what, value));
-  if (!(value > 0) || !Number.isFinite(value)) throw new RangeError(expected(name, what, value));
+  if (!(value > 0) || value > maxTimerMs) throw new RangeError(expected(name, what, value));
   return value;
 }
 
@@ -165,6 +169,8 @@ export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
   if (initializer !== undefined && typeof initializer !== 'string') throw new TypeError(expected('initializer', 'the name of an exported function', initializer));
   if (initializer === '') throw new RangeError(expected('initializer', 'the name of an exported function', initializer));
   if (!Array.isArray(initArgs)) throw new TypeError(expected('initArgs', 'an array', initArgs));
+  const unsendable = findUnsendable(initArgs, 'initArgs');
+  if (unsendable !== undefined) throw new TypeError(`Expected \`initArgs\` to be values that can be sent to a child, but ${unsendable.path} is ${unsendable.detail}`);
   if (!Array.isArray(nodeOptions) || nodeOptions.some((flag) => typeof flag !== 'string')) {
     throw new TypeError(expected('nodeOptions', 'an array of strings', nodeOptions));
   }

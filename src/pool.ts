@@ -257,9 +257,7 @@ export class Pool<M = UntypedModule> {
       const resolved = this.#open(options, shape);
       if (args !== undefined && !Array.isArray(args)) throw new TypeError(`Expected \`args\` to be an array of arguments, got \`${String(args)}\` (${typeof args})`);
       const tuple = (args ?? []) as unknown[];
-      const known = this.#tasks.known(task);
-      if (known !== undefined) return runOne(this.#context, known, tuple, resolved);
-      return this.#resolveTask(task).then((name) => runOne(this.#context, name, tuple, resolved));
+      return this.#withTask(task, (name) => runOne(this.#context, name, tuple, resolved));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -276,9 +274,8 @@ export class Pool<M = UntypedModule> {
       const bad = tuples.findIndex((tuple) => !Array.isArray(tuple));
       if (bad >= 0) throw new TypeError(`Expected \`argTuples[${bad}]\` to be an array of arguments, got \`${String(tuples[bad])}\` (${typeof tuples[bad]})`);
     }
-    const name = this.#tasks.known(task) ?? (await this.#resolveTask(task));
     const chunksize = resolved.chunksize ?? defaultChunksize(tuples.length, this.#options.processes);
-    return runBatch(this.#context, name, tuples as unknown[][], chunksize, resolved);
+    return this.#withTask(task, (name) => runBatch(this.#context, name, tuples as unknown[][], chunksize, resolved));
   }
 
   #imap(task: unknown, items: unknown, options: unknown, ordered: boolean, spread: boolean, settle = false): AsyncGenerator<unknown, void, undefined> {
@@ -295,6 +292,18 @@ export class Pool<M = UntypedModule> {
     const resolved = this.#open(options, { chunked: true, async: false });
     const known = this.#tasks.known(task);
     yield* runImap(this.#context, () => (known === undefined ? this.#resolveTask(task) : Promise.resolve(known)), items, resolved, shape, lease);
+  }
+
+  /**
+   * Runs `run` with the task's export name. While the name is looked up the
+   * call counts as active (close() waits for it, the parent stays alive),
+   * until the run has registered itself.
+   */
+  #withTask<T>(task: unknown, run: (name: string) => Promise<T>): Promise<T> {
+    const known = this.#tasks.known(task);
+    if (known !== undefined) return run(known);
+    const end = this.#begin(() => undefined);
+    return this.#tasks.resolve(task).then(run).finally(end);
   }
 
   /** The task's export name, checked against the module's exports; the parent stays alive meanwhile. */

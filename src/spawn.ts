@@ -24,6 +24,7 @@ export interface ChildOutput {
 export class SpawnedChild {
   readonly #process: ChildProcess;
   #stderrTail = '';
+  #spawnError: Error | undefined;
 
   constructor(options: ResolvedPoolOptions, output: ChildOutput) {
     const subprocess = execaNode(entry, [], {
@@ -46,7 +47,13 @@ export class SpawnedChild {
     subprocess.catch(() => undefined);
     // From here on only Node's own ChildProcess surface is used: raw IPC, kill, events.
     this.#process = subprocess as unknown as ChildProcess;
-    this.#process.on('error', () => undefined);
+    this.#process.on('error', (error) => {
+      // Not started at all (no such cwd, no node binary): no 'exit' will follow.
+      if (this.#process.pid === undefined && this.#spawnError === undefined) {
+        this.#spawnError = error;
+        this.#process.emit('exit', null, null);
+      }
+    });
     if (output.stdout) this.#process.stdout?.pipe(output.stdout, { end: false });
     this.#process.stderr?.on('data', (data: Buffer) => {
       output.stderr.write(data);
@@ -56,6 +63,11 @@ export class SpawnedChild {
 
   get pid(): number | undefined {
     return this.#process.pid;
+  }
+
+  /** Why the child could not be started, if it could not. */
+  get spawnError(): Error | undefined {
+    return this.#spawnError;
   }
 
   /** The last bytes the child wrote to stderr. */
