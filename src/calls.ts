@@ -105,7 +105,7 @@ export function runOne(context: CallContext, task: string, args: unknown[], opti
     };
     const end = context.begin((error) => finish(false, error));
     const signals = callSignals(signal, (error) => finish(false, error), 1);
-    const chunk: Chunk = { task, args: [args], timeout, stream: timeout !== undefined };
+    const chunk: Chunk = { task, args: [args], spread: true, timeout, stream: timeout !== undefined };
     context.dispatcher.run(chunk, dispatchOf(signals, options, true)).then(
       ({ outcomes }) => {
         const outcome = outcomes[0]!;
@@ -122,7 +122,14 @@ export function runOne(context: CallContext, task: string, args: unknown[], opti
 }
 
 /** Runs `task` on every argument tuple; resolves with the results in input order. */
-export function runBatch(context: CallContext, task: string, tuples: unknown[][], chunksize: number, options: ResolvedCallOptions): Promise<unknown[]> {
+export function runBatch(
+  context: CallContext,
+  task: string,
+  items: { args: unknown[]; spread: boolean },
+  chunksize: number,
+  options: ResolvedCallOptions,
+): Promise<unknown[]> {
+  const { args: tuples, spread } = items;
   const { signal } = options;
   if (signal?.aborted) return Promise.reject(signal.reason);
   if (tuples.length === 0) return Promise.resolve([]);
@@ -144,7 +151,7 @@ export function runBatch(context: CallContext, task: string, tuples: unknown[][]
     let remaining = chunks.length;
     chunks.forEach((args, at) => {
       const offset = at * chunksize;
-      const chunk: Chunk = { task, args, timeout: options.timeout, stream: streams(options) };
+      const chunk: Chunk = { task, args, spread, timeout: options.timeout, stream: streams(options) };
       context.dispatcher.run(chunk, dispatchOf(signals, options, true)).then(
         ({ outcomes }) => {
           // Counted even after the call failed: they ran.

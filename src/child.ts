@@ -14,7 +14,9 @@ import { SpawnedChild, type ChildOutput } from './spawn.js';
 /** A chunk of items for one task, as handed to a child. */
 export interface Chunk {
   task: string;
-  args: unknown[][];
+  /** Each item's arguments: a tuple when `spread`, else the one argument itself. */
+  args: unknown[];
+  spread: boolean;
   /** Per-item timeout in ms, armed when each item starts. */
   timeout: number | undefined;
   /** Report items one by one (exact outcomes when a child dies mid-chunk). */
@@ -75,6 +77,8 @@ interface InFlight {
    * blamed on the chunk the child was really running.
    */
   detached: boolean;
+  /** Counts the arming of `timer`, so that a stale expiry is ignored. */
+  armed?: number;
   resolve(result: RunResult): void;
   reject(error: unknown): void;
   timer?: NodeJS.Timeout;
@@ -168,7 +172,15 @@ export class Child {
   run(chunk: Chunk): { id: number; result: Promise<RunResult> } {
     const id = nextId++;
     if (this.#gone) return { id, result: Promise.reject(new NotStartedError()) };
-    const message: RunMessage = { type: 'procpool:run', id, task: chunk.task, args: chunk.args, timed: chunk.timeout !== undefined, stream: chunk.stream };
+    const message: RunMessage = {
+      type: 'procpool:run',
+      id,
+      task: chunk.task,
+      args: chunk.args,
+      spread: chunk.spread,
+      timed: chunk.timeout !== undefined,
+      stream: chunk.stream,
+    };
     const result = new Promise<RunResult>((resolve, reject) => {
       this.#inFlight.set(id, { id, chunk, streamed: chunk.stream ? [] : undefined, detached: false, resolve, reject });
     });
@@ -198,7 +210,7 @@ export class Child {
     const outcomes: Outcome[] = new Array<Outcome>(message.args.length);
     const sendable: number[] = [];
     message.args.forEach((args, i) => {
-      const unsendable = findUnsendable(args, 'args');
+      const unsendable = message.spread ? findUnsendable(args, 'args') : findUnsendable(args, 'args[0]');
       if (unsendable === undefined) sendable.push(i);
       else outcomes[i] = { ok: false, unsendable };
     });
@@ -294,6 +306,7 @@ export class Child {
   #settle(entry: InFlight, how: () => void): void {
     this.#inFlight.delete(entry.id);
     clearTimeout(entry.timer);
+    entry.armed = -1;
     how();
     this.#afterSettle();
     if (!this.#gone) this.#hooks.settled(this, this.rss);
@@ -303,13 +316,19 @@ export class Child {
     const timeout = entry.chunk.timeout;
     if (timeout === undefined) return;
     clearTimeout(entry.timer);
+    const armed = (entry.armed = (entry.armed ?? 0) + 1);
     entry.timer = setTimeout(() => {
-      const error = new TaskTimeoutError(timeout);
-      // A detached chunk's caller has gone: only the child is to be stopped.
-      if (entry.detached) this.#settle(entry, () => undefined);
-      else if (entry.chunk.stream) this.#settle(entry, () => entry.resolve({ outcomes: [...(entry.streamed ?? []), { ok: false, local: error }], ms: 0 }));
-      else this.#settle(entry, () => entry.reject(error));
-      this.kill(error);
+      // Timers run before pending IPC is read: an item that just finished may
+      // be waiting in the pipe. Read it first (poll phase), then judge.
+      setImmediate(() => {
+        if (entry.armed !== armed || !this.#inFlight.has(entry.id)) return;
+        const error = new TaskTimeoutError(timeout);
+        // A detached chunk's caller has gone: only the child is to be stopped.
+        if (entry.detached) this.#settle(entry, () => undefined);
+        else if (entry.chunk.stream) this.#settle(entry, () => entry.resolve({ outcomes: [...(entry.streamed ?? []), { ok: false, local: error }], ms: 0 }));
+        else this.#settle(entry, () => entry.reject(error));
+        this.kill(error);
+      });
     }, timeout);
   }
 
@@ -320,7 +339,10 @@ export class Child {
         if (entry === undefined) return;
         if (!entry.detached) (entry.streamed ??= []).push(message.outcome);
         if (message.index + 1 < entry.chunk.args.length) this.#armTimer(entry);
-        else clearTimeout(entry.timer);
+        else {
+          clearTimeout(entry.timer);
+          entry.armed = -1;
+        }
         return;
       }
       case 'procpool:done': {

@@ -83,12 +83,12 @@ export async function* runImap(
   let exhausted = false;
   let read = 0;
 
-  const submit = (task: string, args: unknown[][]): void => {
+  const submit = (task: string, args: unknown[]): void => {
     const slot: Slot = { start: read, size: args.length, done: false };
     read += args.length;
     slots.push(slot);
     const endChunk = context.begin(fail);
-    const chunk: Chunk = { task, args, timeout: options.timeout, stream: shape.settle || streams(options) };
+    const chunk: Chunk = { task, args, spread: shape.spread, timeout: options.timeout, stream: shape.settle || streams(options) };
     context.dispatcher.run(chunk, dispatchOf(signals, options, !shape.settle)).then(
       ({ outcomes, ms }) => {
         sizes.observe(outcomes.length, ms);
@@ -111,14 +111,14 @@ export async function* runImap(
       // Read ahead while the window has room.
       while (!exhausted && slots.length < shape.window && failure === undefined) {
         const want = options.chunksize ?? sizes.next;
-        const args: unknown[][] = [];
+        const args: unknown[] = [];
         while (args.length < want) {
           const next = await source.next();
           if (next.done) {
             exhausted = true;
             break;
           }
-          args.push(shape.spread ? (next.value as unknown[]) : [next.value]);
+          args.push(next.value);
         }
         if (args.length > 0) submit(task, args);
       }

@@ -269,13 +269,12 @@ export class Pool<M = UntypedModule> {
       throw new TypeError(`Expected \`${spread ? 'argTuples' : 'items'}\` to be an iterable, got \`${String(items)}\` (${items === null ? 'null' : typeof items})`);
     }
     const list = [...(items as Iterable<unknown>)];
-    const tuples = spread ? list : list.map((item) => [item]);
     if (spread) {
-      const bad = tuples.findIndex((tuple) => !Array.isArray(tuple));
-      if (bad >= 0) throw new TypeError(`Expected \`argTuples[${bad}]\` to be an array of arguments, got \`${String(tuples[bad])}\` (${typeof tuples[bad]})`);
+      const bad = list.findIndex((tuple) => !Array.isArray(tuple));
+      if (bad >= 0) throw new TypeError(`Expected \`argTuples[${bad}]\` to be an array of arguments, got \`${String(list[bad])}\` (${typeof list[bad]})`);
     }
-    const chunksize = resolved.chunksize ?? defaultChunksize(tuples.length, this.#options.processes);
-    return this.#withTask(task, (name) => runBatch(this.#context, name, tuples as unknown[][], chunksize, resolved));
+    const chunksize = resolved.chunksize ?? defaultChunksize(list.length, this.#options.processes);
+    return this.#withTask(task, (name) => runBatch(this.#context, name, { args: list, spread }, chunksize, resolved));
   }
 
   #imap(task: unknown, items: unknown, options: unknown, ordered: boolean, spread: boolean, settle = false): AsyncGenerator<unknown, void, undefined> {

@@ -20,7 +20,9 @@ export interface RunMessage {
   type: 'procpool:run';
   id: number;
   task: string;
-  args: unknown[][];
+  /** Each item's arguments: a tuple when `spread`, else the one argument itself (map: no tuple per item). */
+  args: unknown[];
+  spread: boolean;
   /** Report when the chunk starts (only when the call has a timeout). */
   timed: boolean;
   /** Send each item's outcome as it finishes, not all at the end. */

@@ -104,10 +104,10 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /** Runs one item; never throws. */
-async function runItem(fn: TaskFn | undefined, task: string, args: unknown[]): Promise<Outcome> {
+async function runItem(fn: TaskFn | undefined, task: string, args: unknown, spread: boolean): Promise<Outcome> {
   if (fn === undefined) return { ok: false, unknownTask: { task, module: moduleUrl, exports: [...tasks!.keys()] } };
   try {
-    let value = fn(...args);
+    let value = spread ? fn(...(args as unknown[])) : fn(args);
     if (isThenable(value)) value = await value;
     return { ok: true, value };
   } catch (error) {
@@ -137,7 +137,7 @@ async function runChunk(message: RunMessage, fn: TaskFn | undefined): Promise<Ou
   for (let index = 0; index < args.length; index++) {
     // A streamed item's outcome tells the parent the next one starts; others say so each time.
     if (timed && (index === 0 || !stream)) post({ type: 'procpool:start', id, index });
-    const outcome = await runItem(fn, message.task, args[index]!);
+    const outcome = await runItem(fn, message.task, args[index], message.spread);
     if (!stream) outcomes[index] = outcome;
     else postOutcomes({ type: 'procpool:item', id, index, outcome }, (item) => ({ ...item, outcome: sendable(item.outcome) }));
     // Past maxMemoryPerChild: stop here; the parent sends the rest to another child and replaces this one.
