@@ -4,7 +4,7 @@
  * A streamed chunk reports each item as it finishes, so a death costs only
  * the item that was running; the items after it are sent elsewhere.
  */
-import { DISCONNECTED_EXIT_CODE, isChildMessage, type ChildMessage, type Outcome, type RunMessage } from './protocol.js';
+import { DISCONNECTED_EXIT_CODE, isChildMessage, type ChildMessage, type DoneMessage, type Outcome, type RunMessage } from './protocol.js';
 import { deserializeThrown } from './error-codec.js';
 import { findUnsendable } from './transfer.js';
 import { TaskTimeoutError, WorkerExitError, type WorkerExitReason } from './errors.js';
@@ -85,6 +85,14 @@ interface InFlight {
 }
 
 let nextId = 1;
+
+/** A done message's results as one outcome per item. */
+function expand(done: DoneMessage): Outcome[] {
+  const outcomes = new Array<Outcome>(done.values.length);
+  for (let i = 0; i < outcomes.length; i++) outcomes[i] = { ok: true, value: done.values[i] };
+  for (const [index, outcome] of done.failures) outcomes[index] = outcome;
+  return outcomes;
+}
 
 /** One spawned child and the chunks in flight on it. */
 export class Child {
@@ -352,7 +360,7 @@ export class Child {
         if (entry.detached) return this.#settle(entry, () => undefined);
         if (message.cancelled) return this.#settle(entry, () => entry.reject(new NotStartedError()));
         this.chunkMs = Number.isNaN(this.chunkMs) ? message.ms : this.chunkMs * 0.7 + message.ms * 0.3;
-        const outcomes = entry.chunk.stream ? (entry.streamed ?? []) : message.outcomes;
+        const outcomes = entry.chunk.stream ? (entry.streamed ?? []) : expand(message);
         this.finished += outcomes.length;
         this.#settle(entry, () => entry.resolve({ outcomes, ms: message.ms }));
         return;

@@ -76,7 +76,12 @@ export type Outcome =
 export interface DoneMessage {
   type: 'procpool:done';
   id: number;
-  outcomes: Outcome[];
+  /**
+   * Results by item position, with failed items' outcomes apart: plain values
+   * cross faster than one `{ ok, value }` object each.
+   */
+  values: unknown[];
+  failures: Array<[index: number, outcome: Outcome]>;
   /** Milliseconds the chunk ran, for adaptive chunking. */
   ms: number;
   /** Resident set size of the child after the chunk, in bytes. */

@@ -155,8 +155,26 @@ async function runChunk(message: RunMessage, fn: TaskFn | undefined): Promise<Ou
  * one finished, to blame the right item.
  */
 function sendDone(id: number, outcomes: Outcome[], ms: number): void {
-  const done: DoneMessage = { type: 'procpool:done', id, outcomes, ms, rss: residentMemory() };
-  postOutcomes(done, (message) => ({ ...message, outcomes: message.outcomes.map(sendable) }));
+  // Built with push: a holey array would be cloned in V8's slower sparse form.
+  const values: unknown[] = [];
+  const failures: DoneMessage['failures'] = [];
+  for (let i = 0; i < outcomes.length; i++) {
+    const outcome = outcomes[i]!;
+    values.push(outcome.ok ? outcome.value : undefined);
+    if (!outcome.ok) failures.push([i, outcome]);
+  }
+  const done: DoneMessage = { type: 'procpool:done', id, values, failures, ms, rss: residentMemory() };
+  postOutcomes(done, (message) => {
+    // Some value cannot be cloned: that item becomes a SerializationError naming where.
+    const fixed = { ...message, values: [...message.values], failures: [...message.failures] };
+    outcomes.forEach((outcome, i) => {
+      const checked = sendable(outcome);
+      if (checked === outcome) return;
+      fixed.values[i] = undefined;
+      fixed.failures.push([i, checked]);
+    });
+    return fixed;
+  });
 }
 
 async function drain(): Promise<void> {
@@ -165,7 +183,7 @@ async function drain(): Promise<void> {
   try {
     for (let message = pending.shift(); message !== undefined; message = pending.shift()) {
       if (cancelled.delete(message.id)) {
-        post({ type: 'procpool:done', id: message.id, outcomes: [], ms: 0, rss: 0, cancelled: true });
+        post({ type: 'procpool:done', id: message.id, values: [], failures: [], ms: 0, rss: 0, cancelled: true });
         continue;
       }
       const started = performance.now();
