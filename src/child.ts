@@ -63,6 +63,8 @@ export interface ChildHooks extends ChildOutput {
   ready(child: Child, tasks: string[]): void;
   /** A chunk finished; `rss` is the child's resident memory after it. */
   settled(child: Child, rss: number): void;
+  /** A chunk of `task` ran for `ms` in the child. */
+  timed(task: string, ms: number): void;
   exited(child: Child, exit: ChildExit): void;
 }
 
@@ -108,8 +110,6 @@ export class Child {
   #killedFor: unknown = undefined;
   #channelLost = false;
   #leaveWhenIdle: (() => void) | undefined;
-  /** Smoothed ms per chunk: decides how many chunks to keep in flight. */
-  chunkMs = Number.NaN;
   /** Slots promised to chunks about to be sent. */
   reserved = 0;
   /** Items handed to this child so far (for maxTasksPerChild). */
@@ -359,7 +359,7 @@ export class Child {
         if (!message.cancelled) this.rss = message.rss;
         if (entry.detached) return this.#settle(entry, () => undefined);
         if (message.cancelled) return this.#settle(entry, () => entry.reject(new NotStartedError()));
-        this.chunkMs = Number.isNaN(this.chunkMs) ? message.ms : this.chunkMs * 0.7 + message.ms * 0.3;
+        this.#hooks.timed(entry.chunk.task, message.ms);
         const outcomes = entry.chunk.stream ? (entry.streamed ?? []) : expand(message);
         this.finished += outcomes.length;
         this.#settle(entry, () => entry.resolve({ outcomes, ms: message.ms }));

@@ -9,17 +9,22 @@ import { Child, type ChildExit, type ChildHooks } from './child.js';
 import { PoolBrokenError, PoolClosedError } from './errors.js';
 import type { ResolvedPoolOptions } from './options.js';
 
-/** Chunks kept in flight on one child, by how long its chunks take: tiny ones need feeding. */
-function allowance(child: Child): number {
-  if (Number.isNaN(child.chunkMs) || child.chunkMs > 5) return 1;
-  if (child.chunkMs > 1) return 2;
-  return child.chunkMs > 0.2 ? 4 : maxInFlightPerChild;
+/**
+ * Chunks kept in flight on one child, by how long the task's chunks take:
+ * tiny ones need feeding; long or unknown ones go one at a time, so that an
+ * idle child always takes the next (no chunk waits behind a slow one).
+ */
+function allowance(chunkMs: number | undefined): number {
+  if (chunkMs === undefined || chunkMs > 5) return 1;
+  if (chunkMs > 1) return 2;
+  return chunkMs > 0.2 ? 4 : maxInFlightPerChild;
 }
 
 /** Most chunks ever in flight on one child. */
 export const maxInFlightPerChild = 16;
 
 interface Waiter {
+  task: string;
   resolve(child: Child): void;
   reject(error: unknown): void;
 }
@@ -36,6 +41,8 @@ export class Children {
   #state: State = 'running';
   #failure: PoolBrokenError | undefined;
   #restarts = 0;
+  /** Smoothed run time of a chunk, per task: how many chunks a child is kept fed with. */
+  readonly #taskMs = new Map<string, number>();
   #slotRestarts: number[];
   #readyCount = 0;
   #tasks: string[] | undefined;
@@ -55,6 +62,7 @@ export class Children {
     this.#hooks = {
       ready: (child, tasks) => this.#onReady(child, tasks),
       settled: (child, rss) => this.#onSettled(child, rss),
+      timed: (task, ms) => this.#taskMs.set(task, ms * 0.3 + (this.#taskMs.get(task) ?? ms) * 0.7),
       exited: (child, exit) => this.#onExited(child, exit),
       stdout: this.stdout,
       stderr: this.stderr ?? process.stderr,
@@ -93,16 +101,17 @@ export class Children {
   }
 
   /** A child below its in-flight allowance, with a slot reserved; waits while none has one. */
-  acquire(signal?: AbortSignal): Promise<Child> {
+  acquire(task: string, signal?: AbortSignal): Promise<Child> {
     const closed = this.#closedError();
     if (closed) return Promise.reject(closed);
-    const child = this.#pick();
+    const child = this.#pick(task);
     if (child) {
       child.reserved++;
       return Promise.resolve(child);
     }
     return new Promise<Child>((resolve, reject) => {
       const waiter: Waiter = {
+        task,
         resolve: (picked) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(picked);
@@ -183,11 +192,12 @@ export class Children {
     };
   }
 
-  /** The least loaded child that can take another chunk. */
-  #pick(): Child | undefined {
+  /** The least loaded child that can take another chunk of `task`. */
+  #pick(task: string): Child | undefined {
+    const limit = allowance(this.#taskMs.get(task));
     let best: Child | undefined;
     for (const child of this.#live) {
-      if (child.retiring || child.isGone || child.load >= allowance(child)) continue;
+      if (child.retiring || child.isGone || child.load >= limit) continue;
       if (best === undefined || child.load < best.load || (child.isReady && !best.isReady && child.load === best.load)) best = child;
     }
     return best;
@@ -195,7 +205,7 @@ export class Children {
 
   #wake(): void {
     while (this.#waiters.length > 0) {
-      const child = this.#pick();
+      const child = this.#pick(this.#waiters[0]!.task);
       if (child === undefined) return;
       child.reserved++;
       this.#waiters.shift()!.resolve(child);

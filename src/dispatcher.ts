@@ -80,7 +80,7 @@ export class Dispatcher {
         signal?.throwIfAborted();
         // The child comes with a slot reserved for this chunk, so that jobs
         // started together spread over the children.
-        const child = await this.#children.acquire(signal);
+        const child = await this.#children.acquire(chunk.task, signal);
         child.reserved--;
         signal?.throwIfAborted();
         // Cut the chunk where the child reaches maxTasksPerChild, so items are counted exactly.
