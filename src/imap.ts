@@ -52,10 +52,12 @@ export async function* runImap(
   context: CallContext,
   resolveTask: () => Promise<string>,
   items: unknown,
-  options: ResolvedCallOptions,
+  open: () => ResolvedCallOptions,
   shape: ImapShape,
   lease: ImapLease,
 ): AsyncGenerator<unknown, void, undefined> {
+  // Checked here, in the generator's body: a bad call rejects the first next().
+  const options = open();
   const { signal } = options;
   signal?.throwIfAborted();
   const source = iterate(items as Iterable<unknown>);

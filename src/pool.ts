@@ -279,19 +279,20 @@ export class Pool<M = UntypedModule> {
 
   #imap(task: unknown, items: unknown, options: unknown, ordered: boolean, spread: boolean, settle = false): AsyncGenerator<unknown, void, undefined> {
     const lease: ImapLease = {};
-    const iterator = this.#imapRun(task, items, options, { ordered, spread, settle, window: 2 * this.#options.processes }, lease);
+    const shape: ImapShape = { ordered, spread, settle, window: 2 * this.#options.processes };
+    const open = (): ResolvedCallOptions => this.#open(options, { chunked: true, async: false });
+    const resolveTask = (): Promise<string> => {
+      const known = this.#tasks.known(task);
+      return known === undefined ? this.#resolveTask(task) : Promise.resolve(known);
+    };
+    // The call's own generator, not one delegating to it: a yield* layer costs each item two more promises.
+    const iterator = runImap(this.#context, resolveTask, items, open, shape, lease);
     // An iterator dropped mid-way would keep join() waiting for ever: end its call when it is collected.
     this.#dropped.register(iterator, lease);
     return iterator;
   }
 
   readonly #dropped = new FinalizationRegistry<ImapLease>((lease) => lease.end?.());
-
-  async *#imapRun(task: unknown, items: unknown, options: unknown, shape: ImapShape, lease: ImapLease): AsyncGenerator<unknown, void, undefined> {
-    const resolved = this.#open(options, { chunked: true, async: false });
-    const known = this.#tasks.known(task);
-    yield* runImap(this.#context, () => (known === undefined ? this.#resolveTask(task) : Promise.resolve(known)), items, resolved, shape, lease);
-  }
 
   /**
    * Runs `run` with the task's export name. While the name is looked up the
