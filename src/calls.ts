@@ -5,7 +5,7 @@
  * items not yet started dropped.
  */
 import { setMaxListeners } from 'node:events';
-import type { Chunk } from './child.js';
+import type { Chunk } from './chunk.js';
 import type { Dispatch, Dispatcher } from './dispatcher.js';
 import { ProgressReporter } from './progress.js';
 import { SerializationError } from './errors.js';

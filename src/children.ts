@@ -5,7 +5,8 @@
  * the pool — once, never a respawn loop — when children cannot start.
  */
 import { PassThrough } from 'node:stream';
-import { Child, type ChildExit, type ChildHooks } from './child.js';
+import { Child, type ChildHooks } from './child.js';
+import type { ChildExit } from './chunk.js';
 import { PoolBrokenError, PoolClosedError } from './errors.js';
 import type { ResolvedPoolOptions } from './options.js';
 
@@ -173,10 +174,11 @@ export class Children {
   }
 
   /** Starts a child in `slot` (a replacement takes its predecessor's slot). */
-  #spawn(slot: number): void {
+  #spawn(slot: number): Child {
     const child = new Child(this.#options, this.#moduleUrl, this.#hooks, slot);
     child.awaited = this.#demand > 0;
     this.#live.add(child);
+    return child;
   }
 
   #demand = 0;
@@ -230,10 +232,23 @@ export class Children {
     child.stop();
   }
 
-  #replace(child: Child): void {
+  /**
+   * Past maxMemoryPerChild: the child serves on until its replacement is
+   * ready, then leaves — so the pool never has fewer children to give work to.
+   */
+  #retireWhenReplaced(child: Child): void {
+    if (child.retiring || [...this.#successors.values()].includes(child)) return;
+    if (this.#state !== 'running') return this.#retire(child);
+    this.#successors.set(this.#replace(child), child);
+  }
+
+  /** Replacements started for a child that serves on until they are ready. */
+  readonly #successors = new Map<Child, Child>();
+
+  #replace(child: Child): Child {
     this.#restarts++;
     this.#slotRestarts[child.slot]!++;
-    this.#spawn(child.slot);
+    return this.#spawn(child.slot);
   }
 
   /** Children replaced, per slot. */
@@ -248,18 +263,26 @@ export class Children {
       for (const waiter of this.#whenTasks.splice(0)) waiter.resolve(tasks);
     }
     if (this.#readyCount >= this.#options.processes) for (const waiter of this.#whenReady.splice(0)) waiter.resolve();
+    const predecessor = this.#successors.get(child);
+    if (predecessor !== undefined) {
+      this.#successors.delete(child);
+      predecessor.retiring = true;
+      predecessor.stop();
+    }
     this.#wake();
-    void child;
   }
 
   #onSettled(child: Child, rss: number): void {
-    if (rss > this.#options.maxMemoryPerChild * 1024 * 1024) this.#retire(child);
+    if (rss > this.#options.maxMemoryPerChild * 1024 * 1024) this.#retireWhenReplaced(child);
     this.#wake();
   }
 
   #onExited(child: Child, exit: ChildExit): void {
     this.#live.delete(child);
-    if (!exit.requested && !child.retiring && this.#state === 'running') {
+    // One whose replacement is already starting needs no other.
+    const replaced = [...this.#successors.values()].includes(child);
+    for (const [successor, predecessor] of this.#successors) if (predecessor === child || successor === child) this.#successors.delete(successor);
+    if (!exit.requested && !child.retiring && !replaced && this.#state === 'running') {
       if (!exit.wasReady && !exit.killed) this.#break(exit);
       else this.#replace(child);
     }

@@ -7,7 +7,7 @@
  * The only home of p-queue.
  */
 import PQueue from 'p-queue';
-import { NotStartedError, type Chunk, type RunResult } from './child.js';
+import { NotStartedError, type Chunk, type RunResult } from './chunk.js';
 import { maxInFlightPerChild, type Children } from './children.js';
 import { WorkerExitError } from './errors.js';
 import type { Outcome } from './protocol.js';

@@ -4,7 +4,7 @@
  * waiting to be consumed, so an endless input runs in constant memory.
  * Leaving the loop early drops the rest of the call.
  */
-import type { Chunk } from './child.js';
+import type { Chunk } from './chunk.js';
 import { AdaptiveChunksize } from './chunks.js';
 import { callSignals, countOutcomes, dispatchOf, outcomeError, streams, type CallContext } from './calls.js';
 import { ProgressReporter } from './progress.js';

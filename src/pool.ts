@@ -100,11 +100,12 @@ export class Pool<M = UntypedModule> {
   get stats(): PoolStats {
     let busy = 0;
     let idle = 0;
-    const children: ChildStats[] = [];
+    const children: Array<ChildStats & { slot: number }> = [];
     for (const child of this.#children.all) {
       if (child.inFlight > 0) busy++;
       else if (child.isReady && !child.retiring) idle++;
-      if (!child.retiring) children[child.slot] = { pid: child.pid, items: child.finished, restarts: this.#children.slotRestarts(child.slot), rss: child.rss };
+      // (During a hand-over, a child and its starting replacement share a slot.)
+      if (!child.retiring) children.push({ slot: child.slot, pid: child.pid, items: child.finished, restarts: this.#children.slotRestarts(child.slot), rss: child.rss });
     }
     return Object.freeze({
       processes: this.#options.processes,
@@ -114,7 +115,7 @@ export class Pool<M = UntypedModule> {
       completed: this.#counters.completed,
       failed: this.#counters.failed,
       restarts: this.#children.restarts,
-      children: children.filter(Boolean),
+      children: children.sort((a, b) => a.slot - b.slot).map(({ slot: _slot, ...figures }) => figures),
       queueWait: this.#counters.queueWait.percentiles(),
       runTime: this.#counters.runTime.percentiles(),
     });
