@@ -170,7 +170,7 @@ export class Child {
   abort(id: number, reason: unknown): void {
     const entry = this.#inFlight.get(id);
     if (entry === undefined) return;
-    if (this.#inFlight.keys().next().value === id) {
+    if (this.#inFlight.keys().next().value === id && !this.#unsent(id)) {
       this.#settle(entry, () => entry.reject(reason));
       this.kill(reason);
     } else this.#detach(entry, reason);
@@ -179,8 +179,13 @@ export class Child {
   /** Skips chunk `id` if it has not started (it rejects with NotStartedError); a running chunk goes on. */
   cancel(id: number): void {
     const entry = this.#inFlight.get(id);
-    if (entry === undefined || this.#inFlight.keys().next().value === id) return;
+    if (entry === undefined || (this.#inFlight.keys().next().value === id && !this.#unsent(id))) return;
     this.#detach(entry, new NotStartedError());
+  }
+
+  /** Whether chunk `id` still waits in the outbox (never sent, so never started). */
+  #unsent(id: number): boolean {
+    return this.#outbox.some((message) => message.id === id);
   }
 
   #detach(entry: InFlight, reason: unknown): void {
@@ -343,6 +348,10 @@ export class Child {
     // stopped on purpose, already settled); the others never started.
     let running = this.#killedFor === undefined || this.#killedFor === null;
     for (const entry of [...this.#inFlight.values()]) {
+      if (this.#unsent(entry.id)) {
+        this.#settle(entry, () => entry.reject(new NotStartedError()));
+        continue;
+      }
       if (entry.detached) {
         // Its caller has settled; if it was running, nothing after it had started.
         this.#settle(entry, () => undefined);
