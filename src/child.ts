@@ -15,8 +15,8 @@ import { SpawnedChild, type ChildOutput } from './spawn.js';
 /** What the owner of a child hears from it. */
 export interface ChildHooks extends ChildOutput {
   ready(child: Child, tasks: string[]): void;
-  /** A chunk finished; `rss` is the child's resident memory after it. */
-  settled(child: Child, rss: number): void;
+  /** A chunk left the child's line; `child.rss` is its resident memory after its last chunk. */
+  settled(child: Child): void;
   /** A chunk of `task` ran for `ms` in the child. */
   timed(task: string, ms: number): void;
   exited(child: Child, exit: ChildExit): void;
@@ -29,7 +29,6 @@ export class Child {
   readonly #process: SpawnedChild;
   readonly #hooks: ChildHooks;
   readonly #inFlight = new Map<number, InFlight>();
-  readonly startedAt = Date.now();
   #ready = false;
   #gone = false;
   #requested = false;
@@ -250,7 +249,7 @@ export class Child {
     entry.armed = -1;
     how();
     this.#afterSettle();
-    if (!this.#gone) this.#hooks.settled(this, this.rss);
+    if (!this.#gone) this.#hooks.settled(this);
   }
 
   #armTimer(entry: InFlight): void {

@@ -62,7 +62,7 @@ export class Children {
     this.stderr = piped ? new PassThrough() : undefined;
     this.#hooks = {
       ready: (child, tasks) => this.#onReady(child, tasks),
-      settled: (child, rss) => this.#onSettled(child, rss),
+      settled: (child) => this.#onSettled(child),
       timed: (task, ms) => this.#taskMs.set(task, ms * 0.3 + (this.#taskMs.get(task) ?? ms) * 0.7),
       exited: (child, exit) => this.#onExited(child, exit),
       stdout: this.stdout,
@@ -237,13 +237,18 @@ export class Children {
    * ready, then leaves — so the pool never has fewer children to give work to.
    */
   #retireWhenReplaced(child: Child): void {
-    if (child.retiring || [...this.#successors.values()].includes(child)) return;
+    if (child.retiring || this.#isBeingReplaced(child)) return;
     if (this.#state !== 'running') return this.#retire(child);
     this.#successors.set(this.#replace(child), child);
   }
 
   /** Replacements started for a child that serves on until they are ready. */
   readonly #successors = new Map<Child, Child>();
+
+  #isBeingReplaced(child: Child): boolean {
+    for (const predecessor of this.#successors.values()) if (predecessor === child) return true;
+    return false;
+  }
 
   #replace(child: Child): Child {
     this.#restarts++;
@@ -266,21 +271,20 @@ export class Children {
     const predecessor = this.#successors.get(child);
     if (predecessor !== undefined) {
       this.#successors.delete(child);
-      predecessor.retiring = true;
       predecessor.stop();
     }
     this.#wake();
   }
 
-  #onSettled(child: Child, rss: number): void {
-    if (rss > this.#options.maxMemoryPerChild * 1024 * 1024) this.#retireWhenReplaced(child);
+  #onSettled(child: Child): void {
+    if (child.rss > this.#options.maxMemoryPerChild * 1024 * 1024) this.#retireWhenReplaced(child);
     this.#wake();
   }
 
   #onExited(child: Child, exit: ChildExit): void {
     this.#live.delete(child);
     // One whose replacement is already starting needs no other.
-    const replaced = [...this.#successors.values()].includes(child);
+    const replaced = this.#isBeingReplaced(child);
     for (const [successor, predecessor] of this.#successors) if (predecessor === child || successor === child) this.#successors.delete(successor);
     if (!exit.requested && !child.retiring && !replaced && this.#state === 'running') {
       if (!exit.wasReady && !exit.killed) this.#break(exit);

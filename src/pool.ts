@@ -282,10 +282,7 @@ export class Pool<M = UntypedModule> {
     const lease: ImapLease = {};
     const shape: ImapShape = { ordered, spread, settle, window: 2 * this.#options.processes };
     const open = (): ResolvedCallOptions => this.#open(options, { chunked: true, async: false });
-    const resolveTask = (): Promise<string> => {
-      const known = this.#tasks.known(task);
-      return known === undefined ? this.#resolveTask(task) : Promise.resolve(known);
-    };
+    const resolveTask = (): Promise<string> => this.#withTask(task, (name) => Promise.resolve(name));
     // The call's own generator, not one delegating to it: a yield* layer costs each item two more promises.
     const iterator = runImap(this.#context, resolveTask, items, open, shape, lease);
     // An iterator dropped mid-way would keep join() waiting for ever: end its call when it is collected.
@@ -305,16 +302,6 @@ export class Pool<M = UntypedModule> {
     if (known !== undefined) return run(known);
     const end = this.#begin(() => undefined);
     return this.#tasks.resolve(task).then(run).finally(end);
-  }
-
-  /** The task's export name, checked against the module's exports; the parent stays alive meanwhile. */
-  async #resolveTask(task: unknown): Promise<string> {
-    const end = this.#begin(() => undefined);
-    try {
-      return await this.#tasks.resolve(task);
-    } finally {
-      end();
-    }
   }
 
   #asyncResult<T>(work: Promise<T>, options: AsyncCallbacks<T> | undefined): AsyncResult<T> {
