@@ -1,25 +1,29 @@
 /**
  * The Pool: Python's multiprocessing.Pool for Node.
  *
- *   caller ──► pool.starmap('demo', items)      validate, resolve the task
- *                │  calls.ts / imap.ts           cut into chunks
+ *   caller ──► pool.starmap('demo', items)        validate, resolve the task
+ *                │  engine/batch-call, imap-call    a Call per call: settles once
  *                ▼
- *              Dispatcher (p-queue)              one job per chunk
- *                │  takes a child with room, sends, awaits
+ *              Scheduler (p-queue)                  pending chunks, FIFO; a job is a lease
+ *                │  Backend.run(chunk)              on the backend's capacity
  *                ▼
- *              Child (execa, raw IPC) ──► worker/entry.ts runs the items
- *                │  {type:'procpool:done', id, outcomes}
+ *              local/ChildSet ──► Child (execa, raw IPC) ──► worker/entry.ts
+ *                │  start, items…, done              outcomes by position
  *                ▼
  *              results placed by index ──► Promise<R[]> / AsyncResult / async iterator
+ *
+ * engine/ARCHITECTURE.md says who owns what.
  */
 import type { Readable } from 'node:stream';
 import { AsyncResult } from './async-result.js';
-import { runBatch, runOne, type CallContext } from './calls.js';
-import { Children } from './children.js';
-import { Dispatcher } from './dispatcher.js';
+import { BatchCall, type CallContext } from './engine/batch-call.js';
+import { ImapCall, type Settled } from './engine/imap-call.js';
+import { Registry } from './engine/registry.js';
+import { Scheduler } from './engine/scheduler.js';
 import { PoolClosedError, PoolStateError } from './errors.js';
-import { runImap, type ImapLease, type ImapShape, type Settled } from './imap.js';
 import { settleEach } from './internal.js';
+import { ChildSet } from './local/child-set.js';
+import type { SpawnPort } from './local/spawn.js';
 import {
   defaultChunksize,
   resolveCallOptions,
@@ -32,7 +36,7 @@ import {
   type ResolvedCallOptions,
   type ResolvedPoolOptions,
 } from './options.js';
-import { Counters, type ChildStats, type PoolStats } from './stats.js';
+import { Counters, type PoolStats } from './stats.js';
 import { TaskResolver, moduleUrl } from './task-ref.js';
 import type { MaybeAsyncIterable, TaskArgs, TaskItem, TaskRef, TaskResult, UntypedModule } from './types.js';
 
@@ -44,29 +48,35 @@ type State = 'running' | 'closed' | 'terminated';
 /** A pool of child processes running the exported functions of one task module. */
 export class Pool<M = UntypedModule> {
   readonly #options: ResolvedPoolOptions;
-  readonly #children: Children;
-  readonly #dispatcher: Dispatcher;
+  readonly #backend: ChildSet;
+  readonly #scheduler: Scheduler;
+  readonly #registry: Registry;
   readonly #tasks: TaskResolver;
   readonly #counters = new Counters();
-  readonly #active = new Set<(error: unknown) => void>();
   readonly #context: CallContext;
-  #idle: Array<() => void> = [];
   #state: State = 'running';
   #finished: Promise<void> | undefined;
+  #defaults: ResolvedCallOptions | undefined;
+  #broken = false;
 
   /** Starts `processes` children that load `module` (a path, a `file:` URL string or a URL). */
-  constructor(module: string | URL, options?: PoolOptions) {
+  constructor(module: string | URL, options?: PoolOptions);
+  /** @internal Tests start scripted fake children through `spawn`. */
+  constructor(module: string | URL, options: PoolOptions | undefined, spawn: SpawnPort);
+  constructor(module: string | URL, options?: PoolOptions, spawn?: SpawnPort) {
     const url = moduleUrl(module);
     this.#options = resolvePoolOptions(options);
-    this.#children = new Children(this.#options, url);
-    this.#dispatcher = new Dispatcher(this.#children, this.#options.processes, this.#counters);
-    this.#tasks = new TaskResolver(url, () => this.#children.tasks());
-    this.#context = {
-      dispatcher: this.#dispatcher,
-      counters: this.#counters,
-      processes: this.#options.processes,
-      begin: (fail) => this.#begin(fail),
-    };
+    this.#backend = new ChildSet(this.#options, url, spawn);
+    this.#registry = new Registry((on) => this.#backend.setDemand(on));
+    // Work in flight holds the registry: close() waits for it, and it keeps the parent alive.
+    let release: (() => void) | undefined;
+    this.#scheduler = new Scheduler(this.#backend, this.#counters, (busy) => {
+      if (busy) release = this.#registry.hold();
+      else release?.();
+    });
+    this.#backend.onChange(() => this.#checkBroken());
+    this.#tasks = new TaskResolver(url, () => this.#backend.tasks());
+    this.#context = { scheduler: this.#scheduler, registry: this.#registry, counters: this.#counters, processes: this.#options.processes };
   }
 
   /** `new Pool(module, options)`, resolved once every child is ready. */
@@ -83,39 +93,35 @@ export class Pool<M = UntypedModule> {
 
   /** Resolves when every child has loaded the module and run the initializer; rejects with PoolBrokenError if they cannot. */
   ready(): Promise<void> {
-    return this.#children.ready();
+    // Waiting for the children keeps the parent alive (starting children are unref'd otherwise).
+    const release = this.#registry.hold();
+    const ready = this.#backend.ready();
+    ready.then(release, release);
+    return ready;
   }
 
   /** Children's stdout, merged, when `stdio: 'pipe'`. */
   get stdout(): Readable | undefined {
-    return this.#children.stdout;
+    return this.#backend.stdout;
   }
 
   /** Children's stderr, merged, when `stdio: 'pipe'`. */
   get stderr(): Readable | undefined {
-    return this.#children.stderr;
+    return this.#backend.stderr;
   }
 
   /** A snapshot of the pool's state and counters. */
   get stats(): PoolStats {
-    let busy = 0;
-    let idle = 0;
-    const children: Array<ChildStats & { slot: number }> = [];
-    for (const child of this.#children.all) {
-      if (child.inFlight > 0) busy++;
-      else if (child.isReady && !child.retiring) idle++;
-      // (During a hand-over, a child and its starting replacement share a slot.)
-      if (!child.retiring) children.push({ slot: child.slot, pid: child.pid, items: child.finished, restarts: this.#children.slotRestarts(child.slot), rss: child.rss });
-    }
+    const children = this.#backend.children();
     return Object.freeze({
       processes: this.#options.processes,
-      busy,
-      idle,
-      queued: this.#dispatcher.queuedItems,
+      busy: this.#backend.busy,
+      idle: children.filter((child) => child.idle).length,
+      queued: this.#scheduler.queuedItems,
       completed: this.#counters.completed,
       failed: this.#counters.failed,
-      restarts: this.#children.restarts,
-      children: children.sort((a, b) => a.slot - b.slot).map(({ slot: _slot, ...figures }) => figures),
+      restarts: this.#backend.restarts,
+      children: children.map(({ pid, items, restarts, rss }) => ({ pid, items, restarts, rss })),
       queueWait: this.#counters.queueWait.percentiles(),
       runTime: this.#counters.runTime.percentiles(),
     });
@@ -192,10 +198,8 @@ export class Pool<M = UntypedModule> {
   close(): void {
     if (this.#state !== 'running') return;
     this.#state = 'closed';
-    this.#finished = this.#whenIdle().then(async () => {
-      await this.#children.stopAll();
-      this.#endStreams();
-    });
+    this.#registry.closeAll();
+    this.#finished = this.#registry.whenIdle().then(() => this.#backend.stop());
   }
 
   /** After close()/terminate(): resolves when all work is done and every child has exited. */
@@ -208,9 +212,9 @@ export class Pool<M = UntypedModule> {
   terminate(): Promise<void> {
     if (this.#state === 'terminated') return this.#finished!;
     this.#state = 'terminated';
-    const error = new PoolClosedError('The pool was terminated before this work finished');
-    for (const fail of [...this.#active]) fail(error);
-    this.#finished = this.#children.killAll().then(() => this.#endStreams());
+    this.#registry.failAll(new PoolClosedError('The pool was terminated before this work finished'));
+    this.#scheduler.drain();
+    this.#finished = this.#backend.kill();
     return this.#finished;
   }
 
@@ -220,33 +224,18 @@ export class Pool<M = UntypedModule> {
     await this.join();
   }
 
-  #begin(fail: (error: unknown) => void): () => void {
-    const entry = (error: unknown): void => fail(error);
-    this.#active.add(entry);
-    if (this.#active.size === 1) this.#release = this.#children.hold();
-    return () => {
-      if (!this.#active.delete(entry) || this.#active.size > 0) return;
-      this.#release?.();
-      for (const resolve of this.#idle.splice(0)) resolve();
-    };
-  }
-
-  #release: (() => void) | undefined;
-  #defaults: ResolvedCallOptions | undefined;
-
-  #whenIdle(): Promise<void> {
-    if (this.#active.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
-  }
-
-  #endStreams(): void {
-    this.#children.stdout?.end();
-    this.#children.stderr?.end();
+  /** A broken pool fails every open call once, and no queued chunk waits for it. */
+  #checkBroken(): void {
+    const failure = this.#backend.failure;
+    if (failure === undefined || this.#broken) return;
+    this.#broken = true;
+    this.#registry.failAll(failure);
+    this.#scheduler.drain();
   }
 
   /** Rejects calls made in the wrong state, and invalid options, as the call's own rejection. */
   #open(options: unknown, shape: CallShape): ResolvedCallOptions {
-    const failure = this.#children.failure;
+    const failure = this.#backend.failure;
     if (failure) throw failure;
     if (this.#state !== 'running') throw new PoolClosedError(`The pool is ${this.#state}: no new work is accepted`);
     if (options === undefined) return (this.#defaults ??= resolveCallOptions(undefined, this.#options.retries, shape));
@@ -258,7 +247,7 @@ export class Pool<M = UntypedModule> {
       const resolved = this.#open(options, shape);
       if (args !== undefined && !Array.isArray(args)) throw new TypeError(`Expected \`args\` to be an array of arguments, got \`${String(args)}\` (${typeof args})`);
       const tuple = (args ?? []) as unknown[];
-      return this.#withTask(task, (name) => runOne(this.#context, name, tuple, resolved));
+      return this.#withTask(task, (name) => new BatchCall(this.#context, name, [tuple], { spread: true, single: true, chunksize: 1 }, resolved).promise);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -275,33 +264,28 @@ export class Pool<M = UntypedModule> {
       if (bad >= 0) throw new TypeError(`Expected \`argTuples[${bad}]\` to be an array of arguments, got \`${String(list[bad])}\` (${typeof list[bad]})`);
     }
     const chunksize = resolved.chunksize ?? defaultChunksize(list.length, this.#options.processes);
-    return this.#withTask(task, (name) => runBatch(this.#context, name, { args: list, spread }, chunksize, resolved));
+    return this.#withTask(task, (name) => new BatchCall(this.#context, name, list, { spread, single: false, chunksize }, resolved).promise as Promise<unknown[]>);
   }
 
-  #imap(task: unknown, items: unknown, options: unknown, ordered: boolean, spread: boolean, settle = false): AsyncGenerator<unknown, void, undefined> {
-    const lease: ImapLease = {};
-    const shape: ImapShape = { ordered, spread, settle, window: 2 * this.#options.processes };
-    const open = (): ResolvedCallOptions => this.#open(options, { chunked: true, async: false });
-    const resolveTask = (): Promise<string> => this.#withTask(task, (name) => Promise.resolve(name));
-    // The call's own generator, not one delegating to it: a yield* layer costs each item two more promises.
-    const iterator = runImap(this.#context, resolveTask, items, open, shape, lease);
-    // An iterator dropped mid-way would keep join() waiting for ever: end its call when it is collected.
-    this.#dropped.register(iterator, lease);
-    return iterator;
+  #imap(task: unknown, items: unknown, options: unknown, ordered: boolean, spread: boolean, settle = false): AsyncIterableIterator<unknown> {
+    const begin = async (): Promise<{ task: string; options: ResolvedCallOptions }> => {
+      // Checked when iteration starts: a bad call rejects the first next().
+      const resolved = this.#open(options, { chunked: true, async: false });
+      return { task: await this.#withTask(task, (name) => Promise.resolve(name)), options: resolved };
+    };
+    return new ImapCall(this.#context, items, { ordered, spread, settle }, begin);
   }
-
-  readonly #dropped = new FinalizationRegistry<ImapLease>((lease) => lease.end?.());
 
   /**
    * Runs `run` with the task's export name. While the name is looked up the
-   * call counts as active (close() waits for it, the parent stays alive),
-   * until the run has registered itself.
+   * call counts as work in flight (close() waits for it, the parent stays
+   * alive), until the run has queued its chunks.
    */
   #withTask<T>(task: unknown, run: (name: string) => Promise<T>): Promise<T> {
     const known = this.#tasks.known(task);
     if (known !== undefined) return run(known);
-    const end = this.#begin(() => undefined);
-    return this.#tasks.resolve(task).then(run).finally(end);
+    const release = this.#registry.hold();
+    return this.#tasks.resolve(task).then(run).finally(release);
   }
 
   #asyncResult<T>(work: Promise<T>, options: AsyncCallbacks<T> | undefined): AsyncResult<T> {

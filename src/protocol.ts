@@ -1,6 +1,16 @@
 /**
- * Messages exchanged with a child over its IPC channel. Every type carries
+ * The wire: messages exchanged with a child over its IPC channel, and
+ * nothing else (parent-side records live in `engine/`). Every type carries
  * the `procpool:` prefix so a task's own `process.send` traffic is ignored.
+ *
+ * A chunk's life on the wire:
+ *
+ *   parent ── run {id} ──────────────► child   (queued in the child, in order)
+ *   parent ◄── start {id} ──────────── child   its first item starts now
+ *   parent ◄── items {id, from, …} ─── child   outcomes so far (every few ms)
+ *   parent ◄── done {id, from, …} ──── child   the rest; may announce the next start
+ *
+ * Only a chunk whose start the parent has read can be charged for a death.
  */
 import type { SerializedThrown } from './error-codec.js';
 
@@ -11,42 +21,42 @@ export interface InitMessage {
   module: string;
   initializer: string | undefined;
   initArgs: unknown[];
-  /** maxMemoryPerChild in bytes (Infinity: none): past it after an item, the child stops its chunk there. */
+  /** maxMemoryPerChild in bytes (Infinity: none): past it after an item, the child ends its chunk there. */
   memoryLimit: number;
 }
 
-/** Parent → child: run `task` on each argument tuple of the chunk, in order. */
+/** Parent → child: run `task` on each item of the chunk, in order. */
 export interface RunMessage {
   type: 'procpool:run';
   id: number;
   task: string;
-  /** Each item's arguments: a tuple when `spread`, else the one argument itself (map: no tuple per item). */
+  /** Each item's arguments: a tuple when `spread`, else the one argument itself. */
   args: unknown[];
   spread: boolean;
-  /** Report when the chunk starts (only when the call has a timeout). */
-  timed: boolean;
-  /** Send each item's outcome as it finishes, not all at the end. */
-  stream: boolean;
+  /** End the chunk at its first failing item (the call fails there anyway). */
+  stopAtError: boolean;
+  /** Report after every item, not every few ms: exact blame after an ambiguous death. */
+  exact: boolean;
 }
 
-/** Parent → child: skip chunk `id` if it has not started. */
-export interface CancelMessage {
-  type: 'procpool:cancel';
+/** Parent → child: skip chunk `id` if it has not started (answered by a `done` with `skipped`). */
+export interface SkipMessage {
+  type: 'procpool:skip';
   id: number;
 }
 
-/** Parent → child: leave now (sent only when the child is idle). */
+/** Parent → child: leave once the output is flushed (sent only when the child has no chunk). */
 export interface StopMessage {
   type: 'procpool:stop';
 }
 
-/** Several messages in one: fewer writes and wake-ups when a child is kept fed. */
+/** Several run messages in one: fewer writes and wake-ups when a child is kept fed. */
 export interface ParentBatch {
   type: 'procpool:batch';
   messages: RunMessage[];
 }
 
-export type ParentMessage = InitMessage | RunMessage | CancelMessage | StopMessage | ParentBatch;
+export type ParentMessage = InitMessage | RunMessage | SkipMessage | StopMessage | ParentBatch;
 
 /** Exit code of a child whose IPC channel closed without a stop message. */
 export const DISCONNECTED_EXIT_CODE = 75;
@@ -64,44 +74,42 @@ export interface InitErrorMessage {
   error: SerializedThrown;
 }
 
-/** The outcome of one item. `local` is an error raised in the parent (the item's child died or timed out). */
-export type Outcome =
-  | { ok: true; value: unknown }
-  | { ok: false; error: SerializedThrown }
-  | { ok: false; unsendable: { path: string; detail: string } }
-  | { ok: false; local: unknown }
-  | { ok: false; unknownTask: { task: string; module: string; exports: string[] } };
+/** How one item failed, as it crosses the wire. */
+export type WireFailure =
+  | { error: SerializedThrown }
+  | { unsendable: { path: string; detail: string } }
+  | { unknownTask: { task: string; module: string; exports: string[] } };
 
-/** Child → parent: a chunk finished (or was skipped after a cancel). */
-export interface DoneMessage {
-  type: 'procpool:done';
-  id: number;
-  /**
-   * Results by item position, with failed items' outcomes apart: plain values
-   * cross faster than one `{ ok, value }` object each.
-   */
-  values: unknown[];
-  failures: Array<[index: number, outcome: Outcome]>;
-  /** Milliseconds the chunk ran, for adaptive chunking. */
-  ms: number;
-  /** Resident set size of the child after the chunk, in bytes. */
-  rss: number;
-  cancelled?: boolean;
-}
-
-/** Child → parent: item `index` of streamed chunk `id` finished. */
-export interface ItemMessage {
-  type: 'procpool:item';
-  id: number;
-  index: number;
-  outcome: Outcome;
-}
-
-/** Child → parent: item `index` of timed chunk `id` starts now. */
+/** Child → parent: chunk `id`'s first item starts now. */
 export interface StartMessage {
   type: 'procpool:start';
   id: number;
-  index: number;
+}
+
+/**
+ * Child → parent: outcomes of items `from` … `from + values.length - 1` of
+ * chunk `id`. Plain values cross faster than one `{ ok, value }` each, so
+ * failed items sit apart (by position in `values`, whose slot is undefined).
+ */
+export interface ItemsMessage {
+  type: 'procpool:items';
+  id: number;
+  from: number;
+  values: unknown[];
+  failures: Array<[index: number, failure: WireFailure]>;
+}
+
+/** Child → parent: chunk `id` ended; items after the last reported one did not start. */
+export interface DoneMessage extends Omit<ItemsMessage, 'type'> {
+  type: 'procpool:done';
+  /** The chunk was skipped before it started (a skip message, or none of its items ran). */
+  skipped: boolean;
+  /** Milliseconds the chunk ran. */
+  ms: number;
+  /** Resident set size of the child after the chunk, in bytes. */
+  rss: number;
+  /** The next chunk, already queued in the child, starts now (saves a start message). */
+  next: number | undefined;
 }
 
 /** Child → parent: an uncaught exception or unhandled rejection; the child exits. */
@@ -110,14 +118,14 @@ export interface FatalMessage {
   error: SerializedThrown;
 }
 
-export type ChildMessage = ReadyMessage | InitErrorMessage | DoneMessage | ItemMessage | StartMessage | FatalMessage;
+export type ChildMessage = ReadyMessage | InitErrorMessage | StartMessage | ItemsMessage | DoneMessage | FatalMessage;
 
 function hasType(value: unknown): value is { type: string } {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
 }
 
-const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:done', 'procpool:item', 'procpool:start', 'procpool:fatal']);
-const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:cancel', 'procpool:stop', 'procpool:batch']);
+const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:items', 'procpool:done', 'procpool:fatal']);
+const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:skip', 'procpool:stop', 'procpool:batch']);
 
 /** Narrows a message received by the parent; anything else is not ours. */
 export function isChildMessage(value: unknown): value is ChildMessage {

@@ -1,20 +1,27 @@
 /**
  * The program each child runs: load the task module once, run the
  * initializer once, then run chunks one at a time, in the order received.
+ * It announces each chunk's start and reports finished items every few ms
+ * (every item in exact mode), and flushes what it has before any exit it
+ * can see coming, so that a death loses at most the running item.
  * Imports nothing of the parent side but the protocol and transfer helpers:
  * its start-up cost is paid by every pool start and every replacement.
  */
 import { performance } from 'node:perf_hooks';
-import { DISCONNECTED_EXIT_CODE, isParentMessage, type ChildMessage, type DoneMessage, type InitMessage, type Outcome, type RunMessage } from '../src/protocol.js';
+import type { Writable } from 'node:stream';
+import { DISCONNECTED_EXIT_CODE, isParentMessage, type ChildMessage, type InitMessage, type ItemsMessage, type RunMessage, type WireFailure } from '../src/protocol.js';
 import { findUnsendable } from '../src/transfer.js';
 import { startWatchdog } from './watchdog.js';
 
 // Loaded when first needed, off every child's start-up path.
 type ErrorCodec = typeof import('../src/error-codec.js');
-let codec: Promise<ErrorCodec> | undefined;
-const loadCodec = (): Promise<ErrorCodec> => (codec ??= import('../src/error-codec.js'));
+let codec: ErrorCodec | undefined;
+const codecLoading = (): Promise<ErrorCodec> => import('../src/error-codec.js').then((loaded) => (codec = loaded));
 
 type TaskFn = (...args: unknown[]) => unknown;
+
+/** Outcomes are reported at least this often while a chunk runs (and always when it ends). */
+const reportEveryMs = 4;
 
 const send = process.send?.bind(process);
 if (send === undefined) {
@@ -23,39 +30,59 @@ if (send === undefined) {
 }
 
 let tasks: Map<string, TaskFn> | undefined;
-const pending: RunMessage[] = [];
-const cancelled = new Set<number>();
-let draining = false;
+let moduleUrl = '';
+let memoryLimit = Number.POSITIVE_INFINITY;
+const queue: RunMessage[] = [];
+const skipped = new Set<number>();
+let running = false;
 let dying = false;
 let stopping = false;
-let watchMemory = false;
-let memoryLimit = Number.POSITIVE_INFINITY;
-let moduleUrl = '';
-let rss = 0;
-let rssAt = -Infinity;
+/** A chunk's outcomes not yet reported. */
+let report: ItemsMessage | undefined;
+
 function post(message: ChildMessage): void {
   send!(message);
 }
 
-/** Resident memory, read at most every 100 ms unless maxMemoryPerChild needs it after every chunk. */
-function residentMemory(): number {
-  const now = performance.now();
-  if (watchMemory || now - rssAt > 100) {
-    rss = process.memoryUsage.rss();
-    rssAt = now;
-  }
-  return rss;
+/** Sends the outcomes not yet reported; a value that cannot be cloned becomes that item's failure. */
+function flush(): void {
+  const message = report;
+  if (message === undefined || message.values.length === 0) return;
+  report = { type: 'procpool:items', id: message.id, from: message.from + message.values.length, values: [], failures: [] };
+  postOutcomes(message);
 }
 
-/** Reports a fatal error to the parent, then exits once it is on its way. */
-async function die(type: 'procpool:init-error' | 'procpool:fatal', thrown: unknown, code: number): Promise<void> {
+function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'procpool:done' }>): void {
+  try {
+    post(message);
+  } catch {
+    // Something the walk let through cannot be cloned after all: find it with the clone itself.
+    for (let i = 0; i < message.values.length; i++) {
+      try {
+        structuredClone(message.values[i]);
+      } catch (error) {
+        message.values[i] = undefined;
+        message.failures.push([i, { unsendable: { path: 'result', detail: `not cloneable (${error instanceof Error ? error.message : String(error)})` } }]);
+      }
+    }
+    post(message);
+  }
+}
+
+async function thrown(error: unknown): Promise<WireFailure> {
+  return { error: (codec ?? (await codecLoading())).serializeThrown(error) };
+}
+
+/** Reports a fatal error to the parent (after the outcomes it has), then exits once it is on its way. */
+async function die(type: 'procpool:init-error' | 'procpool:fatal', error: unknown, code: number): Promise<void> {
   if (dying) return;
   dying = true;
   process.exitCode = code;
   const exit = (): never => process.exit(code);
   setTimeout(exit, 1000).unref();
   try {
-    const message: ChildMessage = { type, error: (await loadCodec()).serializeThrown(thrown) };
+    flush();
+    const message: ChildMessage = { type, error: (codec ?? (await codecLoading())).serializeThrown(error) };
     send!(message, undefined, undefined, exit);
   } catch {
     exit();
@@ -78,10 +105,8 @@ async function init(message: InitMessage): Promise<void> {
     const loading = import(message.module);
     // While the module loads: a module stuck in a synchronous loop must not outlive the parent either.
     startWatchdog();
-    const mod = (await loading) as Record<string, unknown>;
-    const loaded = collectTasks(mod);
+    const loaded = collectTasks((await loading) as Record<string, unknown>);
     memoryLimit = message.memoryLimit;
-    watchMemory = Number.isFinite(memoryLimit);
     moduleUrl = message.module;
     if (message.initializer !== undefined) {
       const initializer = loaded.get(message.initializer);
@@ -93,7 +118,7 @@ async function init(message: InitMessage): Promise<void> {
     }
     tasks = loaded;
     post({ type: 'procpool:ready', tasks: [...loaded.keys()] });
-    void drain();
+    void runQueue(undefined);
   } catch (error) {
     void die('procpool:init-error', error, 1);
   }
@@ -103,115 +128,135 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
-/** Runs one item; never throws. */
-async function runItem(fn: TaskFn | undefined, task: string, args: unknown, spread: boolean): Promise<Outcome> {
-  if (fn === undefined) return { ok: false, unknownTask: { task, module: moduleUrl, exports: [...tasks!.keys()] } };
-  try {
-    let value = spread ? fn(...(args as unknown[])) : fn(args);
-    if (isThenable(value)) value = await value;
-    return { ok: true, value };
-  } catch (error) {
-    return { ok: false, error: (await loadCodec()).serializeThrown(error) };
+/** Records one item's outcome in the report. */
+function record(value: unknown, failure: WireFailure | undefined): void {
+  const out = report!;
+  if (failure !== undefined) {
+    out.failures.push([out.values.length, failure]);
+    out.values.push(undefined);
+    return;
   }
-}
-
-/** A result that cannot be cloned becomes that item's error, naming where. */
-function sendable(outcome: Outcome): Outcome {
-  if (!outcome.ok) return outcome;
-  const unsendable = findUnsendable(outcome.value, 'result');
-  return unsendable === undefined ? outcome : { ok: false, unsendable };
-}
-
-/** Posts a message carrying outcomes; if one cannot be cloned, posts it again with that outcome replaced. */
-function postOutcomes<T extends ChildMessage>(message: T, fix: (message: T) => T): void {
-  try {
-    post(message);
-  } catch {
-    post(fix(message));
-  }
-}
-
-async function runChunk(message: RunMessage, fn: TaskFn | undefined): Promise<Outcome[]> {
-  const { id, args, timed, stream } = message;
-  const outcomes: Outcome[] = stream ? [] : new Array<Outcome>(args.length);
-  for (let index = 0; index < args.length; index++) {
-    // A streamed item's outcome tells the parent the next one starts; others say so each time.
-    if (timed && (index === 0 || !stream)) post({ type: 'procpool:start', id, index });
-    const outcome = await runItem(fn, message.task, args[index], message.spread);
-    if (!stream) outcomes[index] = outcome;
-    else postOutcomes({ type: 'procpool:item', id, index, outcome }, (item) => ({ ...item, outcome: sendable(item.outcome) }));
-    // Past maxMemoryPerChild: stop here; the parent sends the rest to another child and replaces this one.
-    if (watchMemory && index < args.length - 1 && residentMemory() > memoryLimit) {
-      outcomes.length = stream ? 0 : index + 1;
-      break;
-    }
-  }
-  return outcomes;
+  const unsendable = findUnsendable(value, 'result');
+  if (unsendable !== undefined) {
+    out.failures.push([out.values.length, { unsendable }]);
+    out.values.push(undefined);
+  } else out.values.push(value);
 }
 
 /**
- * Sends a finished chunk at once, never held back to share a message with
- * the next: if the child dies in the next chunk, the parent must know this
- * one finished, to blame the right item.
+ * Runs one chunk; returns whether it ran to its end. A synchronous task is
+ * called directly (no promise per item); only a thenable is awaited.
  */
-function sendDone(id: number, outcomes: Outcome[], ms: number): void {
-  // Built with push: a holey array would be cloned in V8's slower sparse form.
-  const values: unknown[] = [];
-  const failures: DoneMessage['failures'] = [];
-  for (let i = 0; i < outcomes.length; i++) {
-    const outcome = outcomes[i]!;
-    values.push(outcome.ok ? outcome.value : undefined);
-    if (!outcome.ok) failures.push([i, outcome]);
+async function runChunk(message: RunMessage): Promise<void> {
+  const { id, args, spread, stopAtError, exact } = message;
+  const fn = tasks!.get(message.task);
+  const started = performance.now();
+  let reportedAt = started;
+  report = { type: 'procpool:items', id, from: 0, values: [], failures: [] };
+  for (let index = 0; index < args.length; index++) {
+    let failure: WireFailure | undefined;
+    let value: unknown;
+    if (fn === undefined) failure = { unknownTask: { task: message.task, module: moduleUrl, exports: [...tasks!.keys()] } };
+    else {
+      try {
+        value = spread ? fn(...(args[index] as unknown[])) : fn(args[index]);
+        if (isThenable(value)) value = await value;
+      } catch (error) {
+        failure = await thrown(error);
+      }
+    }
+    record(value, failure);
+    if (index === args.length - 1) break;
+    if (failure !== undefined && stopAtError) break;
+    // Past maxMemoryPerChild: stop here; the parent sends the rest elsewhere and replaces this child.
+    if (memoryLimit !== Number.POSITIVE_INFINITY && process.memoryUsage.rss() > memoryLimit) break;
+    const now = exact ? 0 : performance.now();
+    if (exact || now - reportedAt >= reportEveryMs) {
+      flush();
+      reportedAt = now;
+    }
   }
-  const done: DoneMessage = { type: 'procpool:done', id, values, failures, ms, rss: residentMemory() };
-  postOutcomes(done, (message) => {
-    // Some value cannot be cloned: that item becomes a SerializationError naming where.
-    const fixed = { ...message, values: [...message.values], failures: [...message.failures] };
-    outcomes.forEach((outcome, i) => {
-      const checked = sendable(outcome);
-      if (checked === outcome) return;
-      fixed.values[i] = undefined;
-      fixed.failures.push([i, checked]);
-    });
-    return fixed;
+  const rest = report;
+  report = undefined;
+  const next = queue.find((queued) => !skipped.has(queued.id));
+  post({
+    ...rest,
+    type: 'procpool:done',
+    skipped: false,
+    ms: performance.now() - started,
+    rss: process.memoryUsage.rss(),
+    // Whatever comes next starts as soon as this message is out: one message instead of two.
+    next: next === undefined || next !== queue[0] ? undefined : next.id,
+  } satisfies ChildMessage);
+}
+
+/** Runs queued chunks in order until none is left. */
+async function runQueue(announced: number | undefined): Promise<void> {
+  if (running || tasks === undefined || stopping) return;
+  running = true;
+  try {
+    for (let message = queue.shift(); message !== undefined; message = queue.shift()) {
+      if (skipped.delete(message.id)) {
+        post({ type: 'procpool:done', id: message.id, from: 0, values: [], failures: [], skipped: true, ms: 0, rss: 0, next: undefined });
+        announced = undefined;
+        continue;
+      }
+      if (announced !== message.id) post({ type: 'procpool:start', id: message.id });
+      await runChunk(message);
+      // The done message announced the head of the queue, if it was not skipped.
+      announced = queue[0]?.id;
+      if (announced !== undefined && skipped.has(announced)) announced = undefined;
+    }
+  } finally {
+    running = false;
+  }
+}
+
+/** Resolves once everything written to `stream` has been handed to the system. */
+function drained(stream: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.writableLength === 0 || stream.destroyed) resolve();
+    else stream.write('', () => resolve());
   });
 }
 
-async function drain(): Promise<void> {
-  if (draining || tasks === undefined) return;
-  draining = true;
-  try {
-    for (let message = pending.shift(); message !== undefined; message = pending.shift()) {
-      if (cancelled.delete(message.id)) {
-        post({ type: 'procpool:done', id: message.id, values: [], failures: [], ms: 0, rss: 0, cancelled: true });
-        continue;
-      }
-      const started = performance.now();
-      const outcomes = await runChunk(message, tasks.get(message.task));
-      sendDone(message.id, outcomes, performance.now() - started);
-    }
-  } finally {
-    draining = false;
-  }
+/** Leaves once stdout and stderr are flushed: a slow reader still gets all of the output. */
+async function leave(): Promise<void> {
+  stopping = true;
+  await Promise.all([drained(process.stdout), drained(process.stderr)]);
+  process.exit(0);
 }
 
 process.on('message', (message: unknown) => {
   if (!isParentMessage(message)) return;
-  if (message.type === 'procpool:run') {
-    pending.push(message);
-    void drain();
-  } else if (message.type === 'procpool:batch') {
-    pending.push(...message.messages);
-    void drain();
-  } else if (message.type === 'procpool:cancel') {
-    if (pending.some((queued) => queued.id === message.id)) cancelled.add(message.id);
-  } else if (message.type === 'procpool:stop') {
-    stopping = true;
-    setImmediate(() => process.exit(0));
-  } else {
-    void init(message);
+  switch (message.type) {
+    case 'procpool:run':
+      queue.push(message);
+      return void runQueue(undefined);
+    case 'procpool:batch':
+      for (const run of message.messages) queue.push(run);
+      return void runQueue(undefined);
+    case 'procpool:skip':
+      // Only a chunk still queued can be skipped; one that started runs on.
+      if (queue.some((queued) => queued.id === message.id)) skipped.add(message.id);
+      return;
+    case 'procpool:stop':
+      return void leave();
+    case 'procpool:init':
+      return void init(message);
   }
 });
+
+// A task that ends the process itself (process.exit) or lets go of the
+// channel still reports the items it finished: flushed synchronously here.
+process.on('exit', () => {
+  if (report !== undefined && process.connected) flush();
+});
+const disconnect = process.disconnect.bind(process);
+process.disconnect = () => {
+  if (report !== undefined && process.connected) flush();
+  disconnect();
+};
 
 // The channel closed without a stop: the parent is gone or a task let go of
 // it. Deferred, as exiting inside a message replay crashes Node 20.

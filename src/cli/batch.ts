@@ -5,7 +5,7 @@
  * into the output (ordered: `null` for a failure), the errors file and the
  * failure notes.
  */
-import type { Settled } from '../imap.js';
+import type { Settled } from '../engine/imap-call.js';
 import type { ErrorsFile } from './errors-file.js';
 import { parseLine, type InputLine } from './input.js';
 import { encodeResult, type ResultSink } from './output.js';

@@ -8,10 +8,10 @@
 import { execaNode } from 'execa';
 import type { ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import type { ResolvedPoolOptions } from './options.js';
-import type { ParentMessage } from './protocol.js';
+import type { ResolvedPoolOptions } from '../options.js';
+import type { ParentMessage } from '../protocol.js';
 
-const entry = new URL('../worker/entry.js', import.meta.url);
+const entry = new URL('../../worker/entry.js', import.meta.url);
 const stderrTailBytes = 8192;
 
 /** Where a child's output goes. */
@@ -20,8 +20,39 @@ export interface ChildOutput {
   stderr: Writable;
 }
 
+/**
+ * A child process as the pool sees it: the seam where tests put a scripted
+ * fake child to replay any ordering of messages, exits and kills.
+ */
+export interface ChildPort {
+  readonly pid: number | undefined;
+  /** Why the child could not be started, if it could not. */
+  readonly spawnError: Error | undefined;
+  /** The last bytes the child wrote to stderr. */
+  readonly stderrTail: string;
+  /** Sends a message; false when a value in it cannot be cloned (the channel stays usable). */
+  send(message: ParentMessage): boolean;
+  onMessage(listener: (message: unknown) => void): void;
+  /** The IPC channel closed. */
+  onDisconnect(listener: () => void): void;
+  /** The child exited and everything it sent has been read. */
+  onExit(listener: (exitCode: number | null, signal: NodeJS.Signals | null) => void): void;
+  kill(signal: NodeJS.Signals): void;
+  /** Whether the child keeps the parent's event loop alive. */
+  setRef(on: boolean): void;
+  /** Resolves when the child's piped stdout has been read to its end (at once when not piped). */
+  readonly outputDone: Promise<void>;
+}
+
+/** Starts a child process. */
+export type SpawnPort = (options: ResolvedPoolOptions, output: ChildOutput) => ChildPort;
+
+/** Starts the worker entry with execa. */
+export const spawnChild: SpawnPort = (options, output) => new SpawnedChild(options, output);
+
 /** A started child process, reduced to what the pool uses. */
-export class SpawnedChild {
+class SpawnedChild implements ChildPort {
+  readonly outputDone: Promise<void>;
   readonly #process: ChildProcess;
   #stderrTail = '';
   #spawnError: Error | undefined;
@@ -54,7 +85,15 @@ export class SpawnedChild {
         this.#process.emit('exit', null, null);
       }
     });
-    if (output.stdout) this.#process.stdout?.pipe(output.stdout, { end: false });
+    const stdout = this.#process.stdout;
+    if (output.stdout && stdout) {
+      stdout.pipe(output.stdout, { end: false });
+      // Read to its end: a slow consumer of pool.stdout still gets the tail.
+      this.outputDone = new Promise((resolve) => {
+        stdout.once('close', resolve);
+        stdout.once('error', resolve);
+      });
+    } else this.outputDone = Promise.resolve();
     this.#process.stderr?.on('data', (data: Buffer) => {
       output.stderr.write(data);
       this.#stderrTail = (this.#stderrTail + data.toString()).slice(-stderrTailBytes);

@@ -1,0 +1,78 @@
+/**
+ * The seam between "run this chunk" and where it runs: local child
+ * processes today, other machines through a job queue later. Calls and the
+ * scheduler see only this interface.
+ */
+import type { PoolBrokenError } from '../errors.js';
+import type { WireFailure } from '../protocol.js';
+
+/** How one item failed, parent side: as it came over the wire, or raised here (`local`). */
+export type Failure = WireFailure | { local: unknown };
+
+/** Outcomes of consecutive items: values by position, failed ones apart (their value slot is undefined). */
+export interface Report {
+  values: unknown[];
+  failures: Array<[index: number, failure: Failure]>;
+}
+
+/** A contiguous run of one call's items, for one task. */
+export interface ChunkJob {
+  readonly task: string;
+  /** Each item's arguments: a tuple when `spread`, else the one argument itself. */
+  readonly args: unknown[];
+  readonly spread: boolean;
+  /** Per-item time limit in ms while running. */
+  readonly timeout: number | undefined;
+  /** End the chunk at its first failing item. */
+  readonly stopAtError: boolean;
+  /** Report every item as it ends (exact blame), not every few ms. */
+  readonly exact: boolean;
+}
+
+/**
+ * How an attempt at a chunk ended.
+ * - `ran`: the items of `report` ran; those after it never started (the
+ *   chunk stopped at a failure or a memory limit, was skipped, or its
+ *   runner went away before it started).
+ * - `lost`: the runner went away while running item `report.values.length`:
+ *   `error` is charged to it — unless `uncertain`, when the runner may have
+ *   finished some items after the report without saying so (a kill by
+ *   signal): then no item is charged and the rest is to be run again, exactly.
+ * - `aborted`: stopped on request while running.
+ */
+export type AttemptEnd =
+  | { kind: 'ran'; report: Report; ms: number }
+  | { kind: 'lost'; report: Report; error: unknown; uncertain: boolean }
+  | { kind: 'aborted' };
+
+/** One chunk handed to a runner. */
+export interface Attempt {
+  /** Settles once, never rejects. */
+  readonly end: Promise<AttemptEnd>;
+  /** Skips the chunk if it has not started; a started chunk runs on. */
+  skip(): void;
+  /** Stops the chunk even while it runs (a local child is killed and replaced). */
+  abort(reason: unknown): void;
+}
+
+/** What runs chunks. */
+export interface Backend {
+  /** Chunks that may be in flight at once now; 0 while none can be taken. */
+  readonly capacity: number;
+  /** Called whenever `capacity` or `failure` may have changed. */
+  onChange(listener: () => void): void;
+  /** Runs `job` (called only while fewer than `capacity` attempts are in flight). */
+  run(job: ChunkJob): Attempt;
+  /** Whether work waits: starting runners then keep the process alive. */
+  setDemand(on: boolean): void;
+  /** Why no chunk can ever run, once that is so. */
+  readonly failure: PoolBrokenError | undefined;
+  /** Resolves when every runner is ready; rejects with the failure. */
+  ready(): Promise<void>;
+  /** The task names the runners offer, once known. */
+  tasks(): Promise<string[]>;
+  /** Lets runners finish what they have, then stops them. */
+  stop(): Promise<void>;
+  /** Stops every runner now. */
+  kill(): Promise<void>;
+}

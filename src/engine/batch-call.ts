@@ -1,0 +1,146 @@
+/**
+ * One call over a known list of items (`apply`, `map`, `starmap`): cut into
+ * chunks, queued, results placed by index. It settles once: with every
+ * result in input order, or with the first failure as soon as it is known —
+ * then its chunks not yet started are skipped (never run); chunks already
+ * running on other children finish and are counted, their results dropped.
+ */
+import { ProgressReporter } from '../progress.js';
+import type { ResolvedCallOptions } from '../options.js';
+import type { Counters } from '../stats.js';
+import type { Attempt, Report } from './backend.js';
+import { countReport, failureError, firstFailure } from './outcome.js';
+import type { OpenCall, Registry } from './registry.js';
+import type { ChunkOwner, Scheduler } from './scheduler.js';
+import { findUnsendable } from '../transfer.js';
+import { SerializationError } from '../errors.js';
+
+/** What a call needs of its pool. */
+export interface CallContext {
+  readonly scheduler: Scheduler;
+  readonly registry: Registry;
+  readonly counters: Counters;
+  /** Children (or runners) the pool has: the read-ahead of `imap*`. */
+  readonly processes: number;
+}
+
+/** Why `item` cannot cross to a child, if it cannot. */
+export function unsendableItem(item: unknown, spread: boolean): SerializationError | undefined {
+  const found = findUnsendable(item, spread ? 'args' : 'args[0]');
+  return found === undefined ? undefined : new SerializationError({ direction: 'args', ...found });
+}
+
+type State = 'running' | 'settled';
+
+/** A call whose items are all known when it is made. */
+export class BatchCall implements ChunkOwner, OpenCall {
+  readonly task: string;
+  readonly spread: boolean;
+  readonly timeout: number | undefined;
+  readonly retries: number;
+  readonly stopAtError = true;
+  readonly promise: Promise<unknown>;
+  readonly #context: CallContext;
+  readonly #results: unknown[];
+  readonly #attempts = new Set<Attempt>();
+  readonly #progress: ProgressReporter;
+  readonly #single: boolean;
+  #state: State = 'running';
+  #remaining: number;
+  #resolve!: (value: unknown) => void;
+  #reject!: (error: unknown) => void;
+  #close: () => void = () => undefined;
+  #unfollow: () => void = () => undefined;
+
+  /** Starts `task` over `items` (argument tuples when `spread`); `single`: `apply`, resolving with the one result. */
+  constructor(context: CallContext, task: string, items: unknown[], how: { spread: boolean; single: boolean; chunksize: number }, options: ResolvedCallOptions) {
+    this.#context = context;
+    this.task = task;
+    this.spread = how.spread;
+    this.timeout = options.timeout;
+    this.retries = options.retries;
+    this.#single = how.single;
+    this.#results = new Array<unknown>(items.length);
+    this.#remaining = items.length;
+    this.#progress = new ProgressReporter(options.onProgress, items.length);
+    this.promise = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    const { signal } = options;
+    if (!this.#admit(items, signal)) return;
+    this.#close = context.registry.open(this);
+    if (signal !== undefined) {
+      const onAbort = (): void => this.#abort(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#unfollow = () => signal.removeEventListener('abort', onAbort);
+    }
+    const size = how.chunksize;
+    if (size >= items.length) context.scheduler.submit(this, undefined, 0, items);
+    else for (let start = 0; start < items.length; start += size) context.scheduler.submit(this, undefined, start, items.slice(start, start + size));
+  }
+
+  /** Settles at once what needs no child: an aborted signal, no items, an item that cannot be sent. */
+  #admit(items: unknown[], signal: AbortSignal | undefined): boolean {
+    if (signal?.aborted) return !this.#settle(false, signal.reason);
+    if (items.length === 0) return !this.#settle(true, this.#single ? undefined : []);
+    for (const item of items) {
+      const error = unsendableItem(item, this.spread);
+      if (error === undefined) continue;
+      this.#context.counters.failed++;
+      return !this.#settle(false, error);
+    }
+    return true;
+  }
+
+  wants(): boolean {
+    return this.#state === 'running';
+  }
+
+  attach(attempt: Attempt): void {
+    this.#attempts.add(attempt);
+  }
+
+  detach(attempt: Attempt): void {
+    this.#attempts.delete(attempt);
+  }
+
+  accept(_tag: unknown, start: number, report: Report): void {
+    // Counted even after the call failed: they ran.
+    countReport(this.#context.counters, report);
+    if (this.#state !== 'running') return;
+    const first = firstFailure(report);
+    if (first !== undefined) {
+      this.#progress.add(first[0] + 1, 1);
+      return this.fail(failureError(first[1]));
+    }
+    const { values } = report;
+    for (let i = 0; i < values.length; i++) this.#results[start + i] = values[i];
+    this.#progress.add(values.length);
+    this.#remaining -= values.length;
+    if (this.#remaining === 0) this.#settle(true, this.#single ? this.#results[0] : this.#results);
+  }
+
+  /** Fails the call; its chunks not yet started are skipped. */
+  fail(error: unknown): void {
+    if (!this.#settle(false, error)) return;
+    for (const attempt of this.#attempts) attempt.skip();
+  }
+
+  /** The caller's signal: running chunks are stopped too. */
+  #abort(reason: unknown): void {
+    if (!this.#settle(false, reason)) return;
+    for (const attempt of this.#attempts) attempt.abort(reason);
+  }
+
+  #settle(ok: boolean, value: unknown): boolean {
+    if (this.#state !== 'running') return false;
+    this.#state = 'settled';
+    this.#close();
+    this.#unfollow();
+    this.#progress.finish();
+    if (ok) this.#resolve(value);
+    else this.#reject(value);
+    return true;
+  }
+}

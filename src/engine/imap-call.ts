@@ -1,0 +1,389 @@
+/**
+ * `imap` / `imapUnordered`: a lazy call over an iterable or async iterable.
+ *
+ *   source ──► pump ──► chunks ──► scheduler        (at most `window` chunks unconsumed)
+ *                                      │ reports
+ *   consumer ◄── next() ◄── parts ◄────┘            (input order, or completion order)
+ *
+ * The pump reads input on its own, apart from what the consumer yields: a
+ * finished result is yielded even while the source is slow, and when the
+ * source does not answer within the current turn of the event loop the
+ * items already read go out as a smaller chunk. On a failure the iterator
+ * yields every result before it (input order: every earlier position),
+ * then throws; after an abort, `terminate()` or a broken pool it yields
+ * nothing more. After `close()` it yields what was computed, then ends — or
+ * throws PoolClosedError if input was left that can no longer run.
+ */
+import { PoolClosedError } from '../errors.js';
+import type { ResolvedCallOptions } from '../options.js';
+import { ProgressReporter } from '../progress.js';
+import type { Attempt, Failure, Report } from './backend.js';
+import { unsendableItem, type CallContext } from './batch-call.js';
+import { AdaptiveChunksize } from './chunk-size.js';
+import { countReport, failureError } from './outcome.js';
+import type { ChunkOwner } from './scheduler.js';
+
+/** How an imap call reads and yields. */
+export interface ImapShape {
+  /** Yield in input order (imap) or completion order (imapUnordered). */
+  ordered: boolean;
+  /** Each input is an argument tuple rather than one argument. */
+  spread: boolean;
+  /** Yield every item's outcome as a `Settled` record and go on past failures (the command line). */
+  settle: boolean;
+}
+
+/** One item's outcome, with its input position (settle mode). */
+export type Settled = { index: number; ok: true; value: unknown } | { index: number; ok: false; error: unknown };
+
+/** A chunk as submitted: counts toward the read-ahead until all of it is consumed. */
+interface Slot {
+  unconsumed: number;
+}
+
+/** Reported outcomes of consecutive items, waiting to be yielded. */
+interface Part {
+  start: number;
+  values: unknown[];
+  failed: Map<number, Failure> | undefined;
+  slot: Slot;
+}
+
+type State = 'new' | 'running' | 'ended';
+
+function iterate(items: unknown): Iterator<unknown> | AsyncIterator<unknown> {
+  const asyncFactory = (items as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator];
+  if (typeof asyncFactory === 'function') return asyncFactory.call(items) as AsyncIterator<unknown>;
+  const factory = (items as Iterable<unknown> | null)?.[Symbol.iterator];
+  if (typeof factory === 'function') return factory.call(items) as Iterator<unknown>;
+  throw new TypeError(`Expected \`items\` to be an iterable or async iterable, got \`${String(items)}\` (${items === null ? 'null' : typeof items})`);
+}
+
+function isThenable(value: unknown): value is PromiseLike<IteratorResult<unknown>> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
+}
+
+const done: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
+
+/** A lazy call, and its own async iterator. */
+export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
+  task = '';
+  readonly spread: boolean;
+  timeout: number | undefined;
+  retries = 0;
+  readonly stopAtError: boolean;
+  readonly #context: CallContext;
+  readonly #shape: ImapShape;
+  readonly #begin: () => Promise<{ task: string; options: ResolvedCallOptions }>;
+  readonly #items: unknown;
+  readonly #attempts = new Set<Attempt>();
+  readonly #sizes = new AdaptiveChunksize();
+  readonly #window: number;
+  #state: State = 'new';
+  #starting: Promise<void> | undefined;
+  #options: ResolvedCallOptions | undefined;
+  #progress: ProgressReporter | undefined;
+  #source: Iterator<unknown> | AsyncIterator<unknown> | undefined;
+  #close: () => void = () => undefined;
+  #unfollow: () => void = () => undefined;
+  // The pump's side.
+  #read = 0;
+  #partial: unknown[] = [];
+  #reading = false;
+  #tick = false;
+  #exhausted = false;
+  #pumping = false;
+  #unconsumedSlots = 0;
+  #room: (() => void) | undefined;
+  #poolClosed = false;
+  // The consumer's side.
+  readonly #ordered = new Map<number, Part>();
+  readonly #completed: Part[] = [];
+  #part: Part | undefined;
+  #next = 0;
+  #wake: (() => void) | undefined;
+  /** The failure the call ends with, at its input position (ordered: the lowest). */
+  #failure: { index: number; error: unknown } | undefined;
+  /** Abort, terminate(), a broken pool: thrown at once, nothing more yielded. */
+  #stopped: { error: unknown } | undefined;
+
+  constructor(context: CallContext, items: unknown, shape: ImapShape, begin: () => Promise<{ task: string; options: ResolvedCallOptions }>) {
+    this.#context = context;
+    this.#items = items;
+    this.#shape = shape;
+    this.#begin = begin;
+    this.spread = shape.spread;
+    this.stopAtError = !shape.settle;
+    this.#window = 2 * context.processes;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<unknown>> {
+    if (this.#state === 'new') await (this.#starting ??= this.#start());
+    for (;;) {
+      if (this.#state === 'ended') return done;
+      if (this.#stopped !== undefined) throw this.#end(this.#stopped.error);
+      const part = this.#take();
+      if (part !== undefined) {
+        const index = this.#next++;
+        const at = index - part.start;
+        if (index + 1 === part.start + part.values.length) this.#consumed(part);
+        const failure = part.failed?.get(at);
+        this.#progress!.add(1, failure === undefined ? 0 : 1);
+        if (this.#shape.settle) {
+          const record: Settled = failure === undefined ? { index, ok: true, value: part.values[at] } : { index, ok: false, error: failureError(failure) };
+          return { done: false, value: record };
+        }
+        return { done: false, value: part.values[at] };
+      }
+      if (this.#failure !== undefined && (!this.#shape.ordered || this.#next >= this.#failure.index)) throw this.#end(this.#failure.error);
+      if (!this.#pumping && this.#unconsumedSlots === 0) {
+        if (this.#exhausted && this.#partial.length === 0) {
+          this.#end(undefined);
+          return done;
+        }
+        if (this.#poolClosed) throw this.#end(new PoolClosedError('The pool was closed before this imap call had read all of its input'));
+      }
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  /** Leaving the loop early: no more input is read, queued chunks are skipped. */
+  async return(): Promise<IteratorResult<unknown>> {
+    this.#end(undefined);
+    return done;
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<unknown>> {
+    throw this.#end(error);
+  }
+
+  // ChunkOwner
+
+  wants(index: number): boolean {
+    if (this.#state !== 'running' || this.#stopped !== undefined) return false;
+    return this.#failure === undefined || (this.#shape.ordered && index < this.#failure.index);
+  }
+
+  attach(attempt: Attempt): void {
+    this.#attempts.add(attempt);
+  }
+
+  detach(attempt: Attempt): void {
+    this.#attempts.delete(attempt);
+  }
+
+  accept(tag: unknown, start: number, report: Report, ms: number): void {
+    countReport(this.#context.counters, report);
+    if (ms > 0) this.#sizes.observe(report.values.length, ms);
+    if (!this.wants(start)) return;
+    let values = report.values;
+    let failed: Map<number, Failure> | undefined;
+    if (report.failures.length > 0) {
+      failed = new Map(report.failures);
+      if (!this.#shape.settle) {
+        const at = Math.min(...failed.keys());
+        this.#fail(start + at, failureError(failed.get(at)!));
+        // Unordered: what finished before the failure is still yielded.
+        values = values.slice(0, at);
+      }
+    }
+    if (this.#failure !== undefined && start + values.length > this.#failure.index) values = values.slice(0, Math.max(0, this.#failure.index - start));
+    const part: Part = { start, values, failed, slot: tag as Slot };
+    if (values.length === 0) return this.#poke();
+    if (this.#shape.ordered) this.#ordered.set(start, part);
+    else this.#completed.push(part);
+    this.#poke();
+  }
+
+  // OpenCall
+
+  /** terminate() or a broken pool: nothing more is yielded. */
+  fail(error: unknown): void {
+    this.#stop(error, false);
+  }
+
+  /** close(): no new chunks; what was submitted still runs. */
+  poolClosed(): void {
+    this.#poolClosed = true;
+    this.#poke();
+  }
+
+  async #start(): Promise<void> {
+    try {
+      const { task, options } = await this.#begin();
+      options.signal?.throwIfAborted();
+      this.#source = iterate(this.#items);
+      this.task = task;
+      this.timeout = options.timeout;
+      this.retries = options.retries;
+      this.#options = options;
+    } catch (error) {
+      this.#state = 'ended';
+      throw error;
+    }
+    this.#progress = new ProgressReporter(this.#options.onProgress, undefined);
+    this.#state = 'running';
+    this.#close = this.#context.registry.open(this);
+    const { signal } = this.#options;
+    if (signal !== undefined) {
+      const onAbort = (): void => this.#stop(signal.reason, true);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#unfollow = () => signal.removeEventListener('abort', onAbort);
+    }
+    void this.#pump();
+  }
+
+  /** Reads input into chunks while the read-ahead has room. */
+  async #pump(): Promise<void> {
+    this.#pumping = true;
+    const source = this.#source!;
+    try {
+      while (!this.#halted() && !this.#exhausted) {
+        if (this.#unconsumedSlots >= this.#window) {
+          await new Promise<void>((resolve) => (this.#room = resolve));
+          continue;
+        }
+        const want = this.#options!.chunksize ?? this.#sizes.next;
+        while (this.#partial.length < want) {
+          let next = source.next();
+          if (isThenable(next)) {
+            this.#reading = true;
+            this.#armTick();
+            next = await next;
+            this.#reading = false;
+          }
+          if (this.#halted()) return;
+          if (next.done) {
+            this.#exhausted = true;
+            break;
+          }
+          this.#push(next.value);
+        }
+        this.#submitPartial();
+      }
+    } catch (error) {
+      this.#reading = false;
+      this.#submitPartial();
+      this.#fail(this.#read, error);
+    } finally {
+      this.#pumping = false;
+      this.#poke();
+    }
+  }
+
+  /** An item read: into the chunk being filled, or — if it cannot cross — a failure at its place. */
+  #push(value: unknown): void {
+    const error = unsendableItem(value, this.spread);
+    if (error === undefined) {
+      this.#partial.push(value);
+      this.#read++;
+      return;
+    }
+    this.#submitPartial();
+    const slot: Slot = { unconsumed: 1 };
+    this.#unconsumedSlots++;
+    this.accept(slot, this.#read++, { values: [undefined], failures: [[0, { local: error }]] }, 0);
+  }
+
+  /** When the source does not answer within this turn, the items already read go out. */
+  #armTick(): void {
+    if (this.#tick) return;
+    this.#tick = true;
+    setImmediate(() => {
+      this.#tick = false;
+      if (this.#reading && this.#partial.length > 0) this.#submitPartial();
+    });
+  }
+
+  #submitPartial(): void {
+    const args = this.#partial;
+    if (args.length === 0 || this.#halted()) return;
+    this.#partial = [];
+    const slot: Slot = { unconsumed: args.length };
+    this.#unconsumedSlots++;
+    this.#context.scheduler.submit(this, slot, this.#read - args.length, args);
+  }
+
+  #halted(): boolean {
+    return this.#state !== 'running' || this.#stopped !== undefined || this.#failure !== undefined || this.#poolClosed;
+  }
+
+  /** The next part to yield from, if its turn has come. */
+  #take(): Part | undefined {
+    if (this.#part !== undefined) return this.#part;
+    if (this.#shape.ordered) {
+      if (this.#failure !== undefined && this.#next >= this.#failure.index) return undefined;
+      const part = this.#ordered.get(this.#next);
+      if (part === undefined) return undefined;
+      this.#ordered.delete(this.#next);
+      return (this.#part = part);
+    }
+    const part = this.#completed.shift();
+    if (part === undefined) return undefined;
+    this.#next = part.start;
+    return (this.#part = part);
+  }
+
+  #consumed(part: Part): void {
+    this.#part = undefined;
+    part.slot.unconsumed -= part.values.length;
+    if (part.slot.unconsumed > 0) return;
+    this.#unconsumedSlots--;
+    const room = this.#room;
+    this.#room = undefined;
+    room?.();
+  }
+
+  #fail(index: number, error: unknown): void {
+    if (this.#failure !== undefined && this.#failure.index <= index) return;
+    this.#failure = { index, error };
+    for (const attempt of this.#attempts) attempt.skip();
+    this.#poke();
+  }
+
+  #stop(error: unknown, abort: boolean): void {
+    if (this.#state === 'ended' || this.#stopped !== undefined) return;
+    this.#stopped = { error };
+    for (const attempt of this.#attempts) {
+      if (abort) attempt.abort(error);
+      else attempt.skip();
+    }
+    this.#poke();
+  }
+
+  #poke(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+    const room = this.#room;
+    this.#room = undefined;
+    room?.();
+  }
+
+  /** Ends the call: skips what has not started, closes the input. Returns `error` for throwing. */
+  #end(error: unknown): unknown {
+    if (this.#state === 'ended') return error;
+    const started = this.#state === 'running';
+    this.#state = 'ended';
+    if (!started) return error;
+    this.#close();
+    this.#unfollow();
+    this.#progress?.finish();
+    for (const attempt of this.#attempts) attempt.skip();
+    this.#poke();
+    if (!this.#exhausted) void closeQuietly(this.#source!);
+    return error;
+  }
+}
+
+async function closeQuietly(source: Iterator<unknown> | AsyncIterator<unknown>): Promise<void> {
+  try {
+    await source.return?.();
+  } catch {
+    // The input's own clean-up failing must not hide the call's outcome.
+  }
+}

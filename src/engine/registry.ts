@@ -1,0 +1,63 @@
+/**
+ * Two things a pool must know about its calls, kept apart:
+ * - open calls: what `terminate()` or a broken pool must fail;
+ * - work in flight (chunks queued or running, calls still resolving their
+ *   task): what `close()` waits for and what keeps the parent alive.
+ * An `imap` suspended at a `yield` with nothing in flight is open but holds
+ * nothing: it never keeps `join()` or the process waiting.
+ */
+
+/** A call that can be failed from outside. */
+export interface OpenCall {
+  fail(error: unknown): void;
+  /** The pool was closed: queue nothing new (what is queued still runs). */
+  poolClosed?(): void;
+}
+
+/** The pool's open calls and work in flight. */
+export class Registry {
+  readonly #open = new Set<OpenCall>();
+  readonly #onDemand: (on: boolean) => void;
+  #holds = 0;
+  #idle: Array<() => void> = [];
+
+  /** `onDemand` hears when work first arrives and when the last of it leaves. */
+  constructor(onDemand: (on: boolean) => void) {
+    this.#onDemand = onDemand;
+  }
+
+  /** Registers an open call; returns its removal. */
+  open(call: OpenCall): () => void {
+    this.#open.add(call);
+    return () => void this.#open.delete(call);
+  }
+
+  /** Fails every open call (each removes itself when it settles). */
+  failAll(error: unknown): void {
+    for (const call of [...this.#open]) call.fail(error);
+  }
+
+  /** Tells every open call that the pool was closed. */
+  closeAll(): void {
+    for (const call of [...this.#open]) call.poolClosed?.();
+  }
+
+  /** Counts work in flight until the returned release is called (once). */
+  hold(): () => void {
+    if (this.#holds++ === 0) this.#onDemand(true);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.#holds > 0) return;
+      this.#onDemand(false);
+      for (const resolve of this.#idle.splice(0)) resolve();
+    };
+  }
+
+  /** Resolves once no work is in flight. */
+  whenIdle(): Promise<void> {
+    if (this.#holds === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * The queue of pending chunks, on p-queue: its concurrency follows the
+ * backend's capacity, so a job that starts always finds room — the job is
+ * the lease, and its end (on every path) lets p-queue start the next one.
+ * There is no other queue. Chunks run FIFO across calls; a chunk's rest
+ * that must run again (its runner went away) goes ahead of new work.
+ *
+ * What happens after an attempt is decided here, for every backend:
+ * reported outcomes go to the call; a death charged to an item fails it
+ * (or re-runs it while `retries` allow); items that never started, or whose
+ * fate is uncertain, are queued again. The only home of p-queue.
+ */
+import PQueue from 'p-queue';
+import type { Attempt, AttemptEnd, Backend, Report } from './backend.js';
+import type { Counters } from '../stats.js';
+
+/** What a call offers the scheduler. */
+export interface ChunkOwner {
+  readonly task: string;
+  readonly spread: boolean;
+  readonly timeout: number | undefined;
+  readonly stopAtError: boolean;
+  readonly retries: number;
+  /** Whether the item at `index` is still to run (false once the call ended, or failed before it). */
+  wants(index: number): boolean;
+  /** Outcomes of the items from `start` on (`tag` as given to `submit`). */
+  accept(tag: unknown, start: number, report: Report, ms: number): void;
+  /** An attempt is in flight for this call / has ended: what the call may skip or abort. */
+  attach(attempt: Attempt): void;
+  detach(attempt: Attempt): void;
+}
+
+/** Consecutive items of one call, waiting to run. */
+interface Piece {
+  owner: ChunkOwner;
+  tag: unknown;
+  /** Index of the first item in the call. */
+  start: number;
+  args: unknown[];
+  exact: boolean;
+  /** Runs of an item (by call index) that ended in a death charged to it. */
+  tries: Map<number, number> | undefined;
+  queuedAt: number;
+}
+
+/** Priority of a chunk's rest that runs again: ahead of new work. */
+const again = 1;
+
+/** The pending chunks and the leases on the backend's capacity. */
+export class Scheduler {
+  readonly #queue: PQueue;
+  readonly #backend: Backend;
+  readonly #counters: Counters;
+  readonly #onBusy: (busy: boolean) => void;
+  /** Pieces queued or running. */
+  #pieces = 0;
+  #queuedItems = 0;
+  #drained = false;
+
+  /** `onBusy` hears when the first piece arrives and the last one leaves. */
+  constructor(backend: Backend, counters: Counters, onBusy: (busy: boolean) => void) {
+    this.#backend = backend;
+    this.#counters = counters;
+    this.#onBusy = onBusy;
+    this.#queue = new PQueue({ concurrency: Math.max(1, backend.capacity), autoStart: backend.capacity > 0 });
+    backend.onChange(() => this.#fit());
+  }
+
+  /** Items queued, not yet handed to a runner. */
+  get queuedItems(): number {
+    return this.#queuedItems;
+  }
+
+  /** Whether any piece is queued or running. */
+  get busy(): boolean {
+    return this.#pieces > 0;
+  }
+
+  /** Queues `args` (items `start`… of `owner`'s call). */
+  submit(owner: ChunkOwner, tag: unknown, start: number, args: unknown[], exact = false, tries?: Map<number, number>, priority = 0): void {
+    if (args.length === 0) return;
+    if (this.#pieces++ === 0) this.#onBusy(true);
+    this.#queuedItems += args.length;
+    const piece: Piece = { owner, tag, start, args, exact, tries, queuedAt: performance.now() };
+    // No signal for p-queue: it would add a listener per queued chunk to one
+    // signal (quadratic). A piece its call no longer wants ends when it comes up.
+    void this.#queue.add(() => this.#run(piece), { priority });
+  }
+
+  /**
+   * Runs every queued piece at once, so that each sees its call has ended
+   * (terminate(), a broken pool): nothing waits for capacity that will not come.
+   */
+  drain(): void {
+    this.#drained = true;
+    this.#queue.concurrency = Number.POSITIVE_INFINITY;
+    this.#queue.start();
+  }
+
+  #fit(): void {
+    if (this.#drained) return;
+    if (this.#backend.failure !== undefined) return this.drain();
+    const capacity = this.#backend.capacity;
+    if (capacity === 0) return void this.#queue.pause();
+    this.#queue.concurrency = capacity;
+    if (this.#queue.isPaused) this.#queue.start();
+  }
+
+  async #run(piece: Piece): Promise<void> {
+    const { owner, args } = piece;
+    this.#queuedItems -= args.length;
+    try {
+      if (!owner.wants(piece.start) || this.#drained) return;
+      this.#counters.queueWait.record(performance.now() - piece.queuedAt);
+      const attempt = this.#backend.run({
+        task: owner.task,
+        args,
+        spread: owner.spread,
+        timeout: owner.timeout,
+        stopAtError: owner.stopAtError,
+        exact: piece.exact,
+      });
+      owner.attach(attempt);
+      let end: AttemptEnd;
+      try {
+        end = await attempt.end;
+      } finally {
+        owner.detach(attempt);
+      }
+      this.#settle(piece, end);
+    } finally {
+      if (--this.#pieces === 0) this.#onBusy(false);
+    }
+  }
+
+  #settle(piece: Piece, end: AttemptEnd): void {
+    if (end.kind === 'aborted') return;
+    const { owner, tag, start, args } = piece;
+    const ran = end.report.values.length;
+    if (ran > 0) {
+      if (end.kind === 'ran' && end.ms > 0) this.#counters.runTime.record(end.ms / ran);
+      owner.accept(tag, start, end.report, end.kind === 'ran' ? end.ms : 0);
+    }
+    let next = start + ran;
+    let exact = piece.exact;
+    let tries = piece.tries;
+    if (end.kind === 'lost') {
+      // Uncertain: run the rest item by item, so that a second death is charged exactly.
+      exact = end.uncertain;
+      if (!end.uncertain) {
+        const tried = tries?.get(next) ?? 0;
+        if (tried < owner.retries) (tries ??= new Map()).set(next, tried + 1);
+        else {
+          owner.accept(tag, next, { values: [undefined], failures: [[0, { local: end.error }]] }, 0);
+          next++;
+        }
+      }
+    }
+    const rest = next - start;
+    if (rest < args.length && owner.wants(next)) this.submit(owner, tag, next, rest === 0 ? args : args.slice(rest), exact, tries, again);
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * The local backend: the pool's children. Starts them, hands each chunk to
+ * the least loaded child with room, recycles children past their item or
+ * memory limit (the replacement starts first), replaces the ones that die,
+ * and breaks the pool — once, never in a respawn loop — when children
+ * cannot start: the module does not load, the initializer is missing or
+ * throws, or several starts in a row fail.
+ */
+import { PassThrough } from 'node:stream';
+import type { Attempt, Backend, ChunkJob } from '../engine/backend.js';
+import { PoolBrokenError, PoolClosedError } from '../errors.js';
+import type { ResolvedPoolOptions } from '../options.js';
+import type { ChildStats } from '../stats.js';
+import { Child, type ChildEvents, type ChildExit, type ChildInit } from './child.js';
+import { Entry } from './ledger.js';
+import { spawnChild, type ChildPort, type SpawnPort } from './spawn.js';
+
+/**
+ * Chunks kept in flight on one child, by how long chunks take: tiny ones
+ * need feeding; long or unknown ones go one at a time, so that an idle
+ * child always takes the next (no chunk waits behind a slow one).
+ */
+function depthFor(chunkMs: number | undefined): number {
+  if (chunkMs === undefined || chunkMs > 5) return 1;
+  if (chunkMs > 1) return 2;
+  return chunkMs > 0.2 ? 4 : 16;
+}
+
+/** Start failures in a row (killed while starting) that break the pool. */
+const maxStartFailures = 5;
+
+type State = 'running' | 'stopping' | 'broken' | 'terminated';
+
+/** Children, as a backend. */
+export class ChildSet implements Backend {
+  readonly #options: ResolvedPoolOptions;
+  readonly #init: ChildInit;
+  readonly #spawn: SpawnPort;
+  readonly #events: ChildEvents;
+  readonly #live = new Set<Child>();
+  readonly #ports = new Map<Child, ChildPort>();
+  /** A child past its memory limit, serving on until its successor is ready. */
+  readonly #successorOf = new Map<Child, Child>();
+  readonly #listeners: Array<() => void> = [];
+  #state: State = 'running';
+  #failure: PoolBrokenError | undefined;
+  #restarts = 0;
+  readonly #slotRestarts: number[];
+  #startFailures = 0;
+  #readyCount = 0;
+  #tasks: string[] | undefined;
+  #chunkMs: number | undefined;
+  #depth = 1;
+  #demand = false;
+  #whenTasks: Array<{ resolve(tasks: string[]): void; reject(error: unknown): void }> = [];
+  #whenReady: Array<{ resolve(): void; reject(error: unknown): void }> = [];
+  #whenGone: Array<() => void> = [];
+  /** Children's output, merged, when stdio is 'pipe'. */
+  readonly stdout: PassThrough | undefined;
+  readonly stderr: PassThrough | undefined;
+
+  constructor(options: ResolvedPoolOptions, moduleUrl: string, spawn: SpawnPort = spawnChild) {
+    this.#options = options;
+    this.#init = { ...options, moduleUrl };
+    this.#spawn = spawn;
+    const piped = options.stdio === 'pipe';
+    this.stdout = piped ? new PassThrough() : undefined;
+    this.stderr = piped ? new PassThrough() : undefined;
+    this.#events = {
+      ready: (child, tasks) => this.#onReady(child, tasks),
+      settled: (child, ran) => this.#onSettled(child, ran),
+      exited: (child, exit) => this.#onExited(child, exit),
+    };
+    this.#slotRestarts = new Array<number>(options.processes).fill(0);
+    for (let slot = 0; slot < options.processes; slot++) this.#start(slot);
+  }
+
+  get failure(): PoolBrokenError | undefined {
+    return this.#failure;
+  }
+
+  get capacity(): number {
+    let usable = 0;
+    for (const child of this.#live) if (this.#usable(child)) usable++;
+    return usable * this.#depth;
+  }
+
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  onChange(listener: () => void): void {
+    this.#listeners.push(listener);
+  }
+
+  setDemand(on: boolean): void {
+    this.#demand = on;
+    for (const child of this.#live) child.demand = on;
+  }
+
+  ready(): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#readyCount >= this.#options.processes || this.#state !== 'running') return Promise.resolve();
+    return new Promise((resolve, reject) => this.#whenReady.push({ resolve, reject }));
+  }
+
+  tasks(): Promise<string[]> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#tasks) return Promise.resolve(this.#tasks);
+    return new Promise((resolve, reject) => this.#whenTasks.push({ resolve, reject }));
+  }
+
+  run(job: ChunkJob): Attempt {
+    const child = this.#pick();
+    if (child === undefined) {
+      // No child can take it (capacity changed meanwhile): it never started.
+      const entry = new Entry({ skipEntry: () => undefined, abortEntry: () => undefined }, job);
+      entry.finish({ kind: 'ran', report: { values: [], failures: [] }, ms: 0 });
+      return entry;
+    }
+    // Cut where the child reaches maxTasksPerChild: items are counted exactly.
+    const room = this.#options.maxTasksPerChild - child.assigned;
+    const entry = child.run(room < job.args.length ? { ...job, args: job.args.slice(0, room) } : job);
+    if (child.assigned >= this.#options.maxTasksPerChild) this.#retire(child, false);
+    return entry;
+  }
+
+  stop(): Promise<void> {
+    if (this.#state === 'running') this.#state = 'stopping';
+    this.#rejectStarts(new PoolClosedError('The pool was closed before its children were ready'));
+    for (const child of this.#live) child.stop();
+    return this.#gone();
+  }
+
+  kill(): Promise<void> {
+    if (this.#state !== 'broken') this.#state = 'terminated';
+    this.#rejectStarts(new PoolClosedError('The pool was terminated before its children were ready'));
+    for (const child of this.#live) child.terminate();
+    this.#changed();
+    return this.#gone();
+  }
+
+  /** Live children by slot, for `stats` (a child and its successor share a slot during a hand-over). */
+  children(): Array<ChildStats & { slot: number; busy: boolean; idle: boolean }> {
+    const list = [...this.#live]
+      .filter((child) => child.state !== 'draining' && child.state !== 'stopping')
+      .map((child) => ({
+        slot: child.slot,
+        pid: child.pid,
+        items: child.finished,
+        restarts: this.#slotRestarts[child.slot] ?? 0,
+        rss: child.rss,
+        busy: child.load > 0,
+        idle: child.load === 0 && child.state === 'ready',
+      }));
+    return list.sort((a, b) => a.slot - b.slot);
+  }
+
+  /** Busy children, counting those that finish their line before leaving. */
+  get busy(): number {
+    let busy = 0;
+    for (const child of this.#live) if (child.load > 0) busy++;
+    return busy;
+  }
+
+  async #gone(): Promise<void> {
+    if (this.#live.size > 0) await new Promise<void>((resolve) => this.#whenGone.push(resolve));
+    // Each child's piped output read to its end, then the merged streams end.
+    await Promise.all([...this.#ports.values()].map((port) => port.outputDone));
+    this.#ports.clear();
+    this.stdout?.end();
+    this.stderr?.end();
+  }
+
+  #usable(child: Child): boolean {
+    return (child.state === 'starting' || child.state === 'ready') && this.#state === 'running';
+  }
+
+  /** The least loaded usable child below the depth; a ready one before a starting one. */
+  #pick(): Child | undefined {
+    let best: Child | undefined;
+    for (const child of this.#live) {
+      if (!this.#usable(child)) continue;
+      if (best === undefined || child.load < best.load || (child.load === best.load && child.state === 'ready' && best.state !== 'ready')) best = child;
+    }
+    return best;
+  }
+
+  #start(slot: number): Child {
+    const port = this.#spawn(this.#options, { stdout: this.stdout, stderr: this.stderr ?? process.stderr });
+    const child = new Child(port, this.#events, slot, this.#init);
+    child.demand = this.#demand;
+    this.#live.add(child);
+    this.#ports.set(child, port);
+    this.#changed();
+    return child;
+  }
+
+  #replace(child: Child): Child {
+    this.#restarts++;
+    this.#slotRestarts[child.slot]!++;
+    return this.#start(child.slot);
+  }
+
+  /** Takes `child` out of rotation; its replacement starts now. */
+  #retire(child: Child, skipQueued: boolean): void {
+    if (this.#state === 'running') this.#replace(child);
+    child.stop(skipQueued);
+    this.#changed();
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener();
+  }
+
+  #rejectStarts(error: unknown): void {
+    for (const waiter of this.#whenReady.splice(0)) waiter.reject(error);
+    for (const waiter of this.#whenTasks.splice(0)) waiter.reject(error);
+  }
+
+  #onReady(child: Child, tasks: string[]): void {
+    this.#startFailures = 0;
+    this.#readyCount++;
+    if (this.#tasks === undefined) {
+      this.#tasks = tasks;
+      for (const waiter of this.#whenTasks.splice(0)) waiter.resolve(tasks);
+    }
+    if (this.#readyCount >= this.#options.processes) for (const waiter of this.#whenReady.splice(0)) waiter.resolve();
+    for (const [predecessor, successor] of this.#successorOf) {
+      if (successor !== child) continue;
+      this.#successorOf.delete(predecessor);
+      predecessor.stop(true);
+    }
+    this.#changed();
+  }
+
+  #onSettled(child: Child, ran: { ms: number; rss: number } | undefined): void {
+    if (ran !== undefined) {
+      this.#chunkMs = this.#chunkMs === undefined ? ran.ms : this.#chunkMs * 0.7 + ran.ms * 0.3;
+      const depth = depthFor(this.#chunkMs);
+      if (depth !== this.#depth) {
+        this.#depth = depth;
+        this.#changed();
+      }
+      // Past maxMemoryPerChild: serve on until the successor is ready, so capacity never dips.
+      if (ran.rss > this.#options.maxMemoryPerChild * 1024 * 1024 && !this.#successorOf.has(child) && child.state === 'ready') {
+        if (this.#state === 'running') this.#successorOf.set(child, this.#replace(child));
+        else child.stop(true);
+      }
+    }
+  }
+
+  #onExited(child: Child, exit: ChildExit): void {
+    this.#live.delete(child);
+    const successor = this.#successorOf.get(child);
+    this.#successorOf.delete(child);
+    // A successor that died: its predecessor hands over again after its next chunk.
+    for (const [predecessor, next] of this.#successorOf) if (next === child) this.#successorOf.delete(predecessor);
+    if (this.#state === 'running' && !exit.requested) {
+      if (exit.startFailed) this.#break(exit);
+      else if (exit.from !== 'starting') {
+        if (successor === undefined) this.#replace(child);
+      } else if (exit.signal === null) this.#break(exit);
+      else if (++this.#startFailures >= maxStartFailures) this.#break(exit);
+      else {
+        // Killed while starting (the OOM killer, kill -9): start again, with backoff.
+        const delay = Math.min(1000, 50 * 2 ** (this.#startFailures - 1));
+        setTimeout(() => this.#state === 'running' && this.#replace(child), delay);
+      }
+    }
+    this.#changed();
+    if (this.#live.size === 0) for (const resolve of this.#whenGone.splice(0)) resolve();
+  }
+
+  /** Children cannot start: report it once and start no more. */
+  #break(exit: ChildExit): void {
+    const why = exit.cause instanceof Error ? exit.cause.message : exit.signal ? `it was killed by ${exit.signal}` : `it exited with code ${String(exit.exitCode)}`;
+    this.#failure = new PoolBrokenError(`Child processes cannot start: ${why}`, { ...(exit.cause === undefined ? {} : { cause: exit.cause }), stderr: exit.stderr });
+    this.#state = 'broken';
+    this.#rejectStarts(this.#failure);
+    for (const other of this.#live) other.terminate();
+  }
+}

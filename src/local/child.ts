@@ -1,0 +1,360 @@
+/**
+ * One child process and the chunks on it, in the order sent.
+ *
+ *   starting ──ready──► ready ──stop()──► draining ──line empty──► stopping ──► exited
+ *       └──────────── stop() with an empty line ─────────────────────┘    (or any state ──death──► exited)
+ *
+ * A chunk is charged for a death only if the child announced its start;
+ * every other chunk on a child that goes away ends as never started, and is
+ * run elsewhere. The exit is handled only after every message the child
+ * sent has been read, so a chunk that finished just before a kill counts as
+ * finished. Why the pool killed the child is an explicit value.
+ */
+import type { AttemptEnd, ChunkJob } from '../engine/backend.js';
+import { deserializeThrown } from '../error-codec.js';
+import { TaskTimeoutError, WorkerExitError, type WorkerExitReason } from '../errors.js';
+import type { ResolvedPoolOptions } from '../options.js';
+import { DISCONNECTED_EXIT_CODE, isChildMessage, type ChildMessage, type RunMessage } from '../protocol.js';
+import { checkSendable } from '../sendable.js';
+import { Entry, type EntryOwner } from './ledger.js';
+import type { ChildPort } from './spawn.js';
+
+export type ChildState = 'starting' | 'ready' | 'draining' | 'stopping' | 'exited';
+
+/** Why the pool killed a child. */
+export type KillReason =
+  | { kind: 'none' }
+  | { kind: 'timeout'; entry: Entry; timeout: number }
+  | { kind: 'abort'; entry: Entry }
+  | { kind: 'channel-lost' }
+  | { kind: 'terminate' };
+
+/** How a child ended. */
+export interface ChildExit {
+  pid: number | undefined;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  reason: WorkerExitReason;
+  /** The child's own fatal error (uncaught exception, failed start-up, spawn error), re-created. */
+  cause: unknown;
+  /** The module or the initializer failed (the child said so), or the process could not be spawned. */
+  startFailed: boolean;
+  /** The pool asked it to go (stop, terminate). */
+  requested: boolean;
+  /** The state it was in when it exited. */
+  from: ChildState;
+  stderr: string;
+}
+
+/** What the owner of a child hears from it. */
+export interface ChildEvents {
+  ready(child: Child, tasks: string[]): void;
+  /** A chunk left the child's line (`ran`: it ran and reported its run time and resident memory). */
+  settled(child: Child, ran: { ms: number; rss: number } | undefined): void;
+  exited(child: Child, exit: ChildExit): void;
+}
+
+/** How long a leaving child may take to flush its output before SIGTERM. */
+const leaveGraceMs = 10_000;
+/** How long a child that lost its channel has to exit by itself. */
+const channelGraceMs = 1000;
+
+/** One child process and its line of chunks. */
+export class Child implements EntryOwner {
+  readonly slot: number;
+  readonly #port: ChildPort;
+  readonly #events: ChildEvents;
+  readonly #line: Entry[] = [];
+  #outbox: RunMessage[] = [];
+  #state: ChildState = 'starting';
+  #kill: KillReason = { kind: 'none' };
+  #requested = false;
+  #startFailed = false;
+  #fatal: unknown = undefined;
+  #demand = false;
+  #refed: boolean | undefined;
+  /** Items handed to this child so far (maxTasksPerChild). */
+  assigned = 0;
+  /** Items this child has finished. */
+  finished = 0;
+  /** Resident memory after its last chunk, in bytes. */
+  rss = 0;
+
+  constructor(port: ChildPort, events: ChildEvents, slot: number, init: ChildInit) {
+    this.#port = port;
+    this.#events = events;
+    this.slot = slot;
+    port.onMessage((message) => {
+      if (isChildMessage(message)) this.#receive(message);
+    });
+    port.onDisconnect(() => this.#onDisconnect());
+    port.onExit((exitCode, signal) => this.#onExit(exitCode, signal));
+    // initArgs were checked with the channel's serializer when the pool was made.
+    if (port.spawnError === undefined && !port.send({ type: 'procpool:init', module: init.moduleUrl, initializer: init.initializer, initArgs: [...init.initArgs], memoryLimit: init.maxMemoryPerChild * 1024 * 1024 })) {
+      this.#startFailed = true;
+      this.#fatal = new TypeError('The initializer arguments cannot be sent to a child');
+      port.kill('SIGKILL');
+    }
+    this.#updateRef();
+  }
+
+  get state(): ChildState {
+    return this.#state;
+  }
+
+  get pid(): number | undefined {
+    return this.#port.pid;
+  }
+
+  /** Chunks sent (or about to be) and not yet ended. */
+  get load(): number {
+    return this.#line.length;
+  }
+
+  /** Whether work waits on the pool: a starting child then keeps the parent alive. */
+  set demand(on: boolean) {
+    this.#demand = on;
+    this.#updateRef();
+  }
+
+  /** Sends `job`; an idle child gets it at once, a busy one with the others of this turn. */
+  run(job: ChunkJob): Entry {
+    const entry = new Entry(this, job);
+    if (this.#state === 'exited') {
+      entry.finish({ kind: 'ran', report: { values: [], failures: [] }, ms: 0 });
+      return entry;
+    }
+    this.assigned += job.args.length;
+    this.#line.push(entry);
+    const message: RunMessage = { type: 'procpool:run', id: entry.id, task: job.task, args: job.args, spread: job.spread, stopAtError: job.stopAtError, exact: job.exact };
+    if (this.#line.length === 1) this.#send(entry, message);
+    else {
+      this.#outbox.push(message);
+      if (this.#outbox.length === 1) setImmediate(() => this.#flush());
+    }
+    this.#updateRef();
+    return entry;
+  }
+
+  /** Takes no more work; leaves once its line is empty (a starting child with nothing to do leaves now). */
+  stop(skipQueued = false): void {
+    if (this.#state === 'stopping' || this.#state === 'exited') return;
+    this.#requested = true;
+    if (skipQueued) for (const entry of this.#line) if (entry.phase !== 'started') this.skipEntry(entry);
+    if (this.#state === 'starting' && this.#line.length === 0) {
+      this.#state = 'stopping';
+      this.#updateRef();
+      return this.#port.kill('SIGTERM');
+    }
+    this.#state = 'draining';
+    this.#leaveIfIdle();
+  }
+
+  /** Ends the child now (terminate(), a broken pool). */
+  terminate(): void {
+    if (this.#state === 'exited') return;
+    this.#requested = true;
+    this.#killFor({ kind: 'terminate' });
+  }
+
+  skipEntry(entry: Entry): void {
+    if (entry.phase === 'started') return;
+    if (entry.phase === 'outbox') {
+      // Never sent: never send it.
+      this.#outbox = this.#outbox.filter((message) => message.id !== entry.id);
+      return this.#settle(entry, { kind: 'ran', report: { values: [], failures: [] }, ms: 0 }, undefined);
+    }
+    if (entry.skipAsked) return;
+    entry.skipAsked = true;
+    this.#port.send({ type: 'procpool:skip', id: entry.id });
+  }
+
+  abortEntry(entry: Entry, reason: unknown): void {
+    entry.abortAsked ??= { reason };
+    if (entry.phase === 'started') this.#killFor({ kind: 'abort', entry });
+    else this.skipEntry(entry);
+  }
+
+  #killFor(reason: KillReason): void {
+    if (this.#kill.kind === 'none') this.#kill = reason;
+    this.#port.kill('SIGKILL');
+  }
+
+  #flush(): void {
+    const messages = this.#outbox;
+    this.#outbox = [];
+    if (messages.length === 0 || this.#state === 'exited') return;
+    for (const message of messages) this.#line.find((entry) => entry.id === message.id)!.phase = 'sent';
+    if (messages.length > 1 && this.#port.send({ type: 'procpool:batch', messages })) return;
+    for (const message of messages) this.#send(this.#line.find((entry) => entry.id === message.id)!, message);
+  }
+
+  /**
+   * Sends one chunk. One that cannot be cloned is cut before its first
+   * unsendable item (the rest runs again later, from there); that item alone
+   * ends as a SerializationError found with the channel's own serializer.
+   */
+  #send(entry: Entry, message: RunMessage): void {
+    entry.phase = 'sent';
+    if (this.#port.send(message)) return;
+    const bad = message.args.findIndex((args) => checkSendable(args, message.spread ? 'args' : 'args[0]') !== undefined);
+    if (bad > 0 && this.#port.send({ ...message, args: message.args.slice(0, bad) })) return;
+    const found = checkSendable(message.args[Math.max(bad, 0)], message.spread ? 'args' : 'args[0]') ?? { path: 'args', detail: 'not cloneable' };
+    this.#settle(entry, { kind: 'ran', report: { values: [undefined], failures: [[0, { unsendable: found }]] }, ms: 0 }, undefined);
+  }
+
+  #entry(id: number): Entry | undefined {
+    for (const entry of this.#line) if (entry.id === id) return entry;
+    return undefined;
+  }
+
+  #receive(message: ChildMessage): void {
+    switch (message.type) {
+      case 'procpool:start':
+        return this.#started(this.#entry(message.id));
+      case 'procpool:items': {
+        const entry = this.#entry(message.id);
+        if (entry === undefined) return;
+        entry.append(message.from, message.values, message.failures);
+        return this.#arm(entry);
+      }
+      case 'procpool:done': {
+        const entry = this.#entry(message.id);
+        if (entry !== undefined) {
+          if (message.skipped) this.#settle(entry, { kind: 'ran', report: { values: [], failures: [] }, ms: 0 }, undefined);
+          else {
+            entry.append(message.from, message.values, message.failures);
+            this.finished += entry.values.length;
+            this.rss = message.rss;
+            // A chunk aborted while it ran, that finished before the kill landed: its caller has gone.
+            this.#settle(entry, { kind: 'ran', report: entry.report, ms: message.ms }, { ms: message.ms, rss: message.rss });
+          }
+        }
+        if (message.next !== undefined) this.#started(this.#entry(message.next));
+        return;
+      }
+      case 'procpool:ready':
+        if (this.#state !== 'starting') return;
+        this.#state = 'ready';
+        this.#updateRef();
+        return this.#events.ready(this, message.tasks);
+      case 'procpool:init-error':
+        this.#startFailed = true;
+        this.#fatal = deserializeThrown(message.error);
+        return;
+      case 'procpool:fatal':
+        this.#fatal = deserializeThrown(message.error);
+        return;
+    }
+  }
+
+  #started(entry: Entry | undefined): void {
+    if (entry === undefined || entry.phase === 'started') return;
+    entry.phase = 'started';
+    if (entry.abortAsked !== undefined) return this.#killFor({ kind: 'abort', entry });
+    this.#arm(entry);
+  }
+
+  /** Arms the per-item timer from the latest report: the item after it runs from now. */
+  #arm(entry: Entry): void {
+    const timeout = entry.job.timeout;
+    if (timeout === undefined || entry.ended) return;
+    clearTimeout(entry.timer);
+    const armed = ++entry.armed;
+    entry.timer = setTimeout(() => {
+      // Timers run before pending IPC is read: a report may be waiting in the
+      // pipe. Read it first (poll phase), then judge.
+      setImmediate(() => {
+        if (entry.armed === armed && !entry.ended) this.#killFor({ kind: 'timeout', entry, timeout });
+      });
+    }, timeout);
+  }
+
+  #settle(entry: Entry, end: AttemptEnd, ran: { ms: number; rss: number } | undefined): void {
+    const at = this.#line.indexOf(entry);
+    if (at >= 0) this.#line.splice(at, 1);
+    if (end.kind === 'ran') this.assigned -= entry.job.args.length - end.report.values.length;
+    entry.finish(end);
+    if (this.#state === 'exited') return;
+    this.#updateRef();
+    this.#leaveIfIdle();
+    this.#events.settled(this, ran);
+  }
+
+  #leaveIfIdle(): void {
+    if (this.#state !== 'draining' || this.#line.length > 0) return;
+    this.#state = 'stopping';
+    this.#updateRef();
+    this.#port.send({ type: 'procpool:stop' });
+    setTimeout(() => this.#state === 'exited' || this.#port.kill('SIGTERM'), leaveGraceMs).unref();
+  }
+
+  #onDisconnect(): void {
+    // A child that let go of its channel exits by itself (worker/entry); one
+    // stuck in a synchronous loop is ended here.
+    if (this.#state === 'stopping' || this.#state === 'exited') return;
+    setTimeout(() => {
+      if (this.#state !== 'exited') this.#killFor({ kind: 'channel-lost' });
+    }, channelGraceMs).unref();
+  }
+
+  #updateRef(): void {
+    // Idle children must not keep the parent alive; busy ones, leaving ones,
+    // and starting ones that work waits for must.
+    const state = this.#state;
+    const on = state !== 'exited' && (this.#line.length > 0 || state === 'stopping' || state === 'draining' || (state === 'starting' && this.#demand));
+    if (on === this.#refed) return;
+    this.#refed = on;
+    this.#port.setRef(on);
+  }
+
+  #onExit(exitCode: number | null, signal: NodeJS.Signals | null): void {
+    const from = this.#state;
+    this.#state = 'exited';
+    const stderr = this.#port.stderrTail;
+    const kill = this.#kill;
+    const reason: WorkerExitReason = /heap out of memory|Reached heap limit/i.test(stderr)
+      ? 'oom'
+      : exitCode === DISCONNECTED_EXIT_CODE || kill.kind === 'channel-lost'
+        ? 'disconnect'
+        : signal !== null
+          ? 'signal'
+          : 'exit';
+    const cause = this.#fatal ?? this.#port.spawnError;
+    const exit: ChildExit = {
+      pid: this.pid,
+      exitCode,
+      signal,
+      reason,
+      cause,
+      startFailed: this.#startFailed || this.#port.spawnError !== undefined,
+      requested: this.#requested,
+      from,
+      stderr,
+    };
+    for (const entry of this.#line.splice(0)) {
+      if (entry.phase !== 'started') {
+        entry.finish({ kind: 'ran', report: { values: [], failures: [] }, ms: 0 });
+        continue;
+      }
+      if (kill.kind === 'abort' && kill.entry === entry) {
+        entry.finish({ kind: 'aborted' });
+        continue;
+      }
+      const error = kill.kind === 'timeout' && kill.entry === entry ? new TaskTimeoutError(kill.timeout) : new WorkerExitError(exit, cause === undefined ? undefined : { cause });
+      // Killed to stop another chunk (that ended meanwhile): this one is no culprit.
+      const bystander = (kill.kind === 'timeout' || kill.kind === 'abort') && kill.entry !== entry;
+      // Killed by a signal, the child may have finished items it had not yet
+      // reported; with two or more unreported, which one ran is unknown.
+      const unreported = entry.job.args.length - entry.values.length;
+      const uncertain = bystander || (signal !== null && !entry.job.exact && unreported >= 2 && kill.kind !== 'terminate');
+      entry.finish({ kind: 'lost', report: entry.report, error, uncertain });
+    }
+    this.#outbox = [];
+    this.#updateRef();
+    this.#events.exited(this, exit);
+  }
+}
+
+/** The options a child is started with. */
+export type ChildInit = ResolvedPoolOptions & { moduleUrl: string };
