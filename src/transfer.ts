@@ -68,7 +68,8 @@ if (buffer !== undefined) builtins.set(buffer.prototype, 'view');
 for (const ctor of [Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError, AggregateError]) builtins.set(ctor.prototype, 'error');
 builtins.set(Map.prototype, 'map');
 builtins.set(Set.prototype, 'set');
-for (const ctor of [Promise, WeakMap, WeakSet, WeakRef, FinalizationRegistry, SharedArrayBuffer]) builtins.set(ctor.prototype, { refuse: `a ${ctor.name}` });
+const refusedClasses = [Promise, WeakMap, WeakSet, WeakRef, FinalizationRegistry, SharedArrayBuffer];
+for (const ctor of refusedClasses) builtins.set(ctor.prototype, { refuse: `a ${ctor.name}` });
 builtins.set(Symbol.prototype, { refuse: 'a boxed symbol' });
 
 /** The kind of an object whose prototype is not a built-in's own: a subclass of one is sent as the built-in. */
@@ -78,7 +79,7 @@ function kindOf(value: object): Kind {
   if (value instanceof Map) return 'map';
   if (value instanceof Set) return 'set';
   if (value instanceof Date || value instanceof RegExp || value instanceof ArrayBuffer) return 'leaf';
-  for (const ctor of [Promise, WeakMap, WeakSet, WeakRef, FinalizationRegistry, SharedArrayBuffer]) {
+  for (const ctor of refusedClasses) {
     if (value instanceof ctor) return { refuse: `a ${ctor.name}` };
   }
   return 'other';

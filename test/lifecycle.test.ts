@@ -60,15 +60,50 @@ describe('close()', () => {
     expect(await single).toBe(3);
   });
 
-  it('lets an imap loop that is under way run to its end', async () => {
+  it('an imap loop under way at close() yields what was queued, then PoolClosedError for input it could not run', async () => {
     const pool = new Pool(tasks, { processes: 1, ...base });
     const seen: unknown[] = [];
-    for await (const value of pool.imap('double', [1, 2, 3, 4, 5, 6], { chunksize: 1 })) {
-      seen.push(value);
-      if (seen.length === 1) pool.close();
+    let error: unknown;
+    try {
+      for await (const value of pool.imap('double', [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], { chunksize: 1 })) {
+        seen.push(value);
+        if (seen.length === 1) pool.close();
+      }
+    } catch (caught) {
+      error = caught;
     }
-    expect(seen).toEqual([2, 4, 6, 8, 10, 12]);
+    expect(error).toBeInstanceOf(PoolClosedError);
+    // A prefix, in order: what the read-ahead (2 chunks per process) had queued.
+    expect(seen.length).toBeGreaterThanOrEqual(1);
+    expect(seen.length).toBeLessThan(10);
+    expect(seen).toEqual([2, 4, 6, 8, 10, 12, 14, 16, 18, 20].slice(0, seen.length));
     await pool.join();
+  });
+
+  it('an imap whose input was all queued before close() ends normally', async () => {
+    const pool = new Pool(tasks, { processes: 2, ...base });
+    const iterator = pool.imap('double', [1, 2, 3]);
+    const first = await iterator.next();
+    expect(first).toEqual({ done: false, value: 2 });
+    await until(() => pool.stats.queued === 0);
+    pool.close();
+    const rest: unknown[] = [];
+    for await (const value of iterator) rest.push(value);
+    expect(rest).toEqual([4, 6]);
+    await pool.join();
+  });
+
+  it('join() does not wait for an imap consumer suspended with nothing in flight', async () => {
+    const pool = new Pool(tasks, { processes: 1, ...base });
+    const iterator = pool.imap('double', [1, 2, 3]);
+    expect((await iterator.next()).value).toBe(2);
+    // Everything ran (results buffered): the consumer is suspended, holding nothing.
+    await until(() => pool.stats.completed === 3);
+    pool.close();
+    await pool.join();
+    const rest: unknown[] = [];
+    for await (const value of iterator) rest.push(value);
+    expect(rest).toEqual([4, 6]);
   });
 });
 

@@ -26,6 +26,9 @@ function depthFor(chunkMs: number | undefined): number {
   return chunkMs > 0.2 ? 4 : 16;
 }
 
+/** How long the pool waits for an exited child's piped output to end. */
+const outputGraceMs = 2000;
+
 /** Start failures in a row (killed while starting) that break the pool. */
 const maxStartFailures = 5;
 
@@ -68,6 +71,7 @@ export class ChildSet implements Backend {
     this.stderr = piped ? new PassThrough() : undefined;
     this.#events = {
       ready: (child, tasks) => this.#onReady(child, tasks),
+      changed: () => this.#changed(),
       settled: (child, ran) => this.#onSettled(child, ran),
       exited: (child, exit) => this.#onExited(child, exit),
     };
@@ -113,9 +117,10 @@ export class ChildSet implements Backend {
   run(job: ChunkJob): Attempt {
     const child = this.#pick();
     if (child === undefined) {
-      // No child can take it (capacity changed meanwhile): it never started.
+      // No child can take it (capacity is kept exact, so this is a safety
+      // net): it never started; ended after a turn, so it cannot spin.
       const entry = new Entry({ skipEntry: () => undefined, abortEntry: () => undefined }, job);
-      entry.finish({ kind: 'ran', report: { values: [], failures: [] }, ms: 0 });
+      setImmediate(() => entry.finish({ kind: 'ran', report: { values: [], failures: [] }, ms: 0 }));
       return entry;
     }
     // Cut where the child reaches maxTasksPerChild: items are counted exactly.
@@ -165,8 +170,15 @@ export class ChildSet implements Backend {
 
   async #gone(): Promise<void> {
     if (this.#live.size > 0) await new Promise<void>((resolve) => this.#whenGone.push(resolve));
-    // Each child's piped output read to its end, then the merged streams end.
-    await Promise.all([...this.#ports.values()].map((port) => port.outputDone));
+    // Each child's piped output read to its end (a grandchild may hold a pipe:
+    // 2 s at most), then the merged streams end. The timer also keeps the
+    // parent alive meanwhile: exited children's pipes no longer do.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.#ports.values()].map((port) => port.outputDone)),
+      new Promise((resolve) => (timer = setTimeout(resolve, outputGraceMs))),
+    ]);
+    clearTimeout(timer);
     this.#ports.clear();
     this.stdout?.end();
     this.stderr?.end();

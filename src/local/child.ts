@@ -49,6 +49,8 @@ export interface ChildExit {
 /** What the owner of a child hears from it. */
 export interface ChildEvents {
   ready(child: Child, tasks: string[]): void;
+  /** The child's state changed (it may take work, or no longer). */
+  changed(child: Child): void;
   /** A chunk left the child's line (`ran`: it ran and reported its run time and resident memory). */
   settled(child: Child, ran: { ms: number; rss: number } | undefined): void;
   exited(child: Child, exit: ChildExit): void;
@@ -142,11 +144,10 @@ export class Child implements EntryOwner {
     this.#requested = true;
     if (skipQueued) for (const entry of this.#line) if (entry.phase !== 'started') this.skipEntry(entry);
     if (this.#state === 'starting' && this.#line.length === 0) {
-      this.#state = 'stopping';
-      this.#updateRef();
+      this.#enter('stopping');
       return this.#port.kill('SIGTERM');
     }
-    this.#state = 'draining';
+    this.#enter('draining');
     this.#leaveIfIdle();
   }
 
@@ -176,8 +177,18 @@ export class Child implements EntryOwner {
   }
 
   #killFor(reason: KillReason): void {
+    if (this.#state === 'exited') return;
     if (this.#kill.kind === 'none') this.#kill = reason;
+    // Leaving: no new work, and kept referenced until its exit is seen.
+    this.#enter('stopping');
     this.#port.kill('SIGKILL');
+  }
+
+  #enter(state: ChildState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#updateRef();
+    this.#events.changed(this);
   }
 
   #flush(): void {
@@ -235,8 +246,7 @@ export class Child implements EntryOwner {
       }
       case 'procpool:ready':
         if (this.#state !== 'starting') return;
-        this.#state = 'ready';
-        this.#updateRef();
+        this.#enter('ready');
         return this.#events.ready(this, message.tasks);
       case 'procpool:init-error':
         this.#startFailed = true;
@@ -283,8 +293,7 @@ export class Child implements EntryOwner {
 
   #leaveIfIdle(): void {
     if (this.#state !== 'draining' || this.#line.length > 0) return;
-    this.#state = 'stopping';
-    this.#updateRef();
+    this.#enter('stopping');
     this.#port.send({ type: 'procpool:stop' });
     setTimeout(() => this.#state === 'exited' || this.#port.kill('SIGTERM'), leaveGraceMs).unref();
   }
