@@ -118,7 +118,7 @@ async function init(message: InitMessage): Promise<void> {
     }
     tasks = loaded;
     post({ type: 'procpool:ready', tasks: [...loaded.keys()] });
-    void runQueue(undefined);
+    void runQueue();
   } catch (error) {
     void die('procpool:init-error', error, 1);
   }
@@ -144,10 +144,11 @@ function record(value: unknown, failure: WireFailure | undefined): void {
 }
 
 /**
- * Runs one chunk; returns whether it ran to its end. A synchronous task is
- * called directly (no promise per item); only a thenable is awaited.
+ * Runs one chunk; returns the id of the chunk its done message announced as
+ * starting next. A synchronous task is called directly (no promise per
+ * item); only a thenable is awaited.
  */
-async function runChunk(message: RunMessage): Promise<void> {
+async function runChunk(message: RunMessage): Promise<number | undefined> {
   const { id, args, spread, stopAtError, exact } = message;
   const fn = tasks!.get(message.task);
   const started = performance.now();
@@ -178,34 +179,35 @@ async function runChunk(message: RunMessage): Promise<void> {
   }
   const rest = report;
   report = undefined;
-  const next = queue.find((queued) => !skipped.has(queued.id));
-  post({
-    ...rest,
-    type: 'procpool:done',
-    skipped: false,
-    ms: performance.now() - started,
-    rss: process.memoryUsage.rss(),
-    // Whatever comes next starts as soon as this message is out: one message instead of two.
-    next: next === undefined || next !== queue[0] ? undefined : next.id,
-  } satisfies ChildMessage);
+  const head = queue[0];
+  // Whatever comes next starts as soon as this message is out: one message instead of two.
+  const next = head === undefined || skipped.has(head.id) ? undefined : head.id;
+  post({ ...rest, type: 'procpool:done', skipped: false, ms: performance.now() - started, rss: process.memoryUsage.rss(), next } satisfies ChildMessage);
+  return next;
 }
 
-/** Runs queued chunks in order until none is left. */
-async function runQueue(announced: number | undefined): Promise<void> {
+/**
+ * Runs queued chunks in order until none is left. A chunk announced as
+ * started (in the previous done message) runs even if a skip for it arrives
+ * meanwhile: the parent already counts it as started. Messages read in one
+ * turn are handled before this loop resumes, so the announcement is carried
+ * over as a value, never recomputed.
+ */
+async function runQueue(): Promise<void> {
   if (running || tasks === undefined || stopping) return;
   running = true;
+  let announced: number | undefined;
   try {
     for (let message = queue.shift(); message !== undefined; message = queue.shift()) {
-      if (skipped.delete(message.id)) {
-        post({ type: 'procpool:done', id: message.id, from: 0, values: [], failures: [], skipped: true, ms: 0, rss: 0, next: undefined });
-        announced = undefined;
-        continue;
+      const skip = skipped.delete(message.id);
+      if (message.id !== announced) {
+        if (skip) {
+          post({ type: 'procpool:done', id: message.id, from: 0, values: [], failures: [], skipped: true, ms: 0, rss: 0, next: undefined });
+          continue;
+        }
+        post({ type: 'procpool:start', id: message.id });
       }
-      if (announced !== message.id) post({ type: 'procpool:start', id: message.id });
-      await runChunk(message);
-      // The done message announced the head of the queue, if it was not skipped.
-      announced = queue[0]?.id;
-      if (announced !== undefined && skipped.has(announced)) announced = undefined;
+      announced = await runChunk(message);
     }
   } finally {
     running = false;
@@ -232,10 +234,10 @@ process.on('message', (message: unknown) => {
   switch (message.type) {
     case 'procpool:run':
       queue.push(message);
-      return void runQueue(undefined);
+      return void runQueue();
     case 'procpool:batch':
       for (const run of message.messages) queue.push(run);
-      return void runQueue(undefined);
+      return void runQueue();
     case 'procpool:skip':
       // Only a chunk still queued can be skipped; one that started runs on.
       if (queue.some((queued) => queued.id === message.id)) skipped.add(message.id);
