@@ -4,7 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Progress } from './progress.js';
-import { findUnsendable } from './transfer.js';
+import { checkSendable } from './sendable.js';
 
 /** Options of `new Pool(module, options)`. */
 export interface PoolOptions {
@@ -169,7 +169,7 @@ export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
   if (initializer !== undefined && typeof initializer !== 'string') throw new TypeError(expected('initializer', 'the name of an exported function', initializer));
   if (initializer === '') throw new RangeError(expected('initializer', 'the name of an exported function', initializer));
   if (!Array.isArray(initArgs)) throw new TypeError(expected('initArgs', 'an array', initArgs));
-  const unsendable = findUnsendable(initArgs, 'initArgs');
+  const unsendable = checkSendable(initArgs, 'initArgs');
   if (unsendable !== undefined) throw new TypeError(`Expected \`initArgs\` to be values that can be sent to a child, but ${unsendable.path} is ${unsendable.detail}`);
   if (!Array.isArray(nodeOptions) || nodeOptions.some((flag) => typeof flag !== 'string')) {
     throw new TypeError(expected('nodeOptions', 'an array of strings', nodeOptions));
