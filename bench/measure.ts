@@ -142,6 +142,29 @@ const workloads: Record<string, Workload> = {
       return { itemsPerSec: p.n / (elapsed / 1000) };
     }),
 
+  /** The cost of the safety knobs: the same map with and without `timeout`, alternated in one pool. */
+  async 'map-timeout'(name, p) {
+    if (name !== 'procpool') throw new Error('map-timeout: procpool only');
+    const pool = new Pool(tasksUrl, { processes: p.processes, nodeOptions: [] });
+    await pool.ready();
+    const items = Array.from({ length: p.n }, (_, i) => i);
+    const plain: number[] = [];
+    const timed: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      for (const [options, into] of [[{}, plain], [{ timeout: 60_000 }, timed]] as const) {
+        const t0 = performance.now();
+        const results = (await pool.map('inc', items, options)) as number[];
+        into.push(performance.now() - t0);
+        check(results.length === p.n, 'map-timeout');
+      }
+    }
+    pool.close();
+    await pool.join();
+    const plainMs = median(plain);
+    const timedMs = median(timed);
+    return { plainMs, timedMs, ratio: plainMs / timedMs };
+  },
+
   'map-c1': (name, p) => mapWorkload(name, p, 1),
   'map-default': (name, p) => mapWorkload(name, p, undefined),
 

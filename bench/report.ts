@@ -21,7 +21,7 @@ export interface RunInfo {
   seconds: number;
   /** 1-minute load average at the start and at the end of the run. */
   load: number[];
-  sizes: { tiny: number; mapDefault: number; imap: number; pythonImap: number; echo: number; counts: number[]; cpu: { node: number; python: number; items: number } };
+  sizes: { tiny: number; mapDefault: number; mapTimeout: number; imap: number; pythonImap: number; echo: number; counts: number[]; cpu: { node: number; python: number; items: number } };
 }
 
 const colors = { floor: '#7f7f7f', procpool: '#1f77b4', python: '#e3a21a', ideal: '#bbbbbb' };
@@ -111,6 +111,8 @@ export function report(info: RunInfo, samples: Samples): { markdown: string; jso
     target('tiny items, one per message', '≥ 1.5 × floor, ≥ 1.0 × Python `chunksize=1`', `${fmtRatio(tf)} × floor, ${fmtRatio(tp)} × Python`, tf >= 1.5 && !(tp < 1));
     const d = ratio(pp('map-default', 'itemsPerSec'), med('map-default', 'python', 'itemsPerSec'));
     target('tiny items, default chunking', '≥ 1.0 × Python `map`', `${fmtRatio(d)} × Python`, d >= 1);
+    const t = pp('map-timeout', 'ratio');
+    target('`map` with `timeout` vs without', '≥ 0.7 ×', `${fmtRatio(t)} × (${fmt(pp('map-timeout', 'timedMs'), 'ms')} vs ${fmt(pp('map-timeout', 'plainMs'), 'ms')} for ${n(info.sizes.mapTimeout)} items)`, t >= 0.7);
     const s = ratio(speedup('procpool', info.processes), speedup('floor', info.processes));
     target('CPU-bound speedup', "≥ 0.97 × floor's", `${fmtRatio(s)} × floor's`, s >= 0.97);
     const e = ratio(pp('echo', 'mibPerSec'), med('echo', 'floor', 'mibPerSec'));
