@@ -12,7 +12,7 @@
  *                ▼
  *              results placed by index ──► Promise<R[]> / AsyncResult / async iterator
  *
- * engine/ARCHITECTURE.md says who owns what.
+ * src/ARCHITECTURE.md says who owns what.
  */
 import type { Readable } from 'node:stream';
 import { AsyncResult } from './async-result.js';
