@@ -37,7 +37,7 @@ export interface ImapShape {
 export type Settled = { index: number; ok: true; value: unknown } | { index: number; ok: false; error: unknown };
 
 /** A chunk as submitted: counts toward the read-ahead until all of it is consumed. */
-interface Slot {
+interface Sent {
   unconsumed: number;
 }
 
@@ -46,7 +46,7 @@ interface Part {
   start: number;
   values: unknown[];
   failed: Map<number, Failure> | undefined;
-  slot: Slot;
+  sent: Sent;
 }
 
 type State = 'new' | 'running' | 'ended';
@@ -93,7 +93,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
   #tick = false;
   #exhausted = false;
   #pumping = false;
-  #unconsumedSlots = 0;
+  #unconsumedChunks = 0;
   #room: (() => void) | undefined;
   #poolClosed = false;
   // The consumer's side.
@@ -140,7 +140,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
         return { done: false, value: part.values[at] };
       }
       if (this.#failure !== undefined && (!this.#shape.ordered || this.#next >= this.#failure.index)) throw this.#end(this.#failure.error);
-      if (!this.#pumping && this.#unconsumedSlots === 0) {
+      if (!this.#pumping && this.#unconsumedChunks === 0) {
         if (this.#exhausted && this.#partial.length === 0) {
           this.#end(undefined);
           return done;
@@ -192,7 +192,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
       }
     }
     if (this.#failure !== undefined && start + values.length > this.#failure.index) values = values.slice(0, Math.max(0, this.#failure.index - start));
-    const part: Part = { start, values, failed, slot: tag as Slot };
+    const part: Part = { start, values, failed, sent: tag as Sent };
     if (values.length === 0) return this.#poke();
     if (this.#shape.ordered) this.#ordered.set(start, part);
     else this.#completed.push(part);
@@ -243,7 +243,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     const source = this.#source!;
     try {
       while (!this.#halted() && !this.#exhausted) {
-        if (this.#unconsumedSlots >= this.#window) {
+        if (this.#unconsumedChunks >= this.#window) {
           await new Promise<void>((resolve) => (this.#room = resolve));
           continue;
         }
@@ -284,9 +284,9 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
       return;
     }
     this.#submitPartial();
-    const slot: Slot = { unconsumed: 1 };
-    this.#unconsumedSlots++;
-    this.accept(slot, this.#read++, { values: [undefined], failures: [[0, { local: error }]] }, 0);
+    const sent: Sent = { unconsumed: 1 };
+    this.#unconsumedChunks++;
+    this.accept(sent, this.#read++, { values: [undefined], failures: [[0, { local: error }]] }, 0);
   }
 
   /** When the source does not answer within this turn, the items already read go out. */
@@ -303,9 +303,9 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     const args = this.#partial;
     if (args.length === 0 || this.#halted()) return;
     this.#partial = [];
-    const slot: Slot = { unconsumed: args.length };
-    this.#unconsumedSlots++;
-    this.#context.scheduler.submit(this, slot, this.#read - args.length, args);
+    const sent: Sent = { unconsumed: args.length };
+    this.#unconsumedChunks++;
+    this.#context.scheduler.submit(this, sent, this.#read - args.length, args);
   }
 
   #halted(): boolean {
@@ -330,9 +330,9 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
 
   #consumed(part: Part): void {
     this.#part = undefined;
-    part.slot.unconsumed -= part.values.length;
-    if (part.slot.unconsumed > 0) return;
-    this.#unconsumedSlots--;
+    part.sent.unconsumed -= part.values.length;
+    if (part.sent.unconsumed > 0) return;
+    this.#unconsumedChunks--;
     const room = this.#room;
     this.#room = undefined;
     room?.();

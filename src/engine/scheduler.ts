@@ -127,13 +127,14 @@ export class Scheduler {
       } finally {
         owner.detach(attempt);
       }
-      this.#settle(piece, end);
+      this.#follow(piece, end);
     } finally {
       if (--this.#pieces === 0) this.#onBusy(false);
     }
   }
 
-  #settle(piece: Piece, end: AttemptEnd): void {
+  /** What follows an attempt: outcomes to the call, a charge or a retry, the rest queued again. */
+  #follow(piece: Piece, end: AttemptEnd): void {
     if (end.kind === 'aborted') return;
     const { owner, tag, start, args } = piece;
     const ran = end.report.values.length;

@@ -163,10 +163,11 @@ export class Child implements EntryOwner {
     if (entry.phase === 'outbox') {
       // Never sent: never send it.
       this.#outbox = this.#outbox.filter((message) => message.id !== entry.id);
-      return this.#settle(entry, { kind: 'ran', report: { values: [], failures: [] }, ms: 0 }, undefined);
+      return this.#finish(entry, { kind: 'ran', report: { values: [], failures: [] }, ms: 0 }, undefined);
     }
     if (entry.skipAsked) return;
     entry.skipAsked = true;
+    // Only numbers: it cannot fail to clone (a closed channel is the exit's to handle).
     this.#port.send({ type: 'procpool:skip', id: entry.id });
   }
 
@@ -211,7 +212,7 @@ export class Child implements EntryOwner {
     const bad = message.args.findIndex((args) => checkSendable(args, message.spread ? 'args' : 'args[0]') !== undefined);
     if (bad > 0 && this.#port.send({ ...message, args: message.args.slice(0, bad) })) return;
     const found = checkSendable(message.args[Math.max(bad, 0)], message.spread ? 'args' : 'args[0]') ?? { path: 'args', detail: 'not cloneable' };
-    this.#settle(entry, { kind: 'ran', report: { values: [undefined], failures: [[0, { unsendable: found }]] }, ms: 0 }, undefined);
+    this.#finish(entry, { kind: 'ran', report: { values: [undefined], failures: [[0, { unsendable: found }]] }, ms: 0 }, undefined);
   }
 
   #entry(id: number): Entry | undefined {
@@ -232,13 +233,13 @@ export class Child implements EntryOwner {
       case 'procpool:done': {
         const entry = this.#entry(message.id);
         if (entry !== undefined) {
-          if (message.skipped) this.#settle(entry, { kind: 'ran', report: { values: [], failures: [] }, ms: 0 }, undefined);
+          if (message.skipped) this.#finish(entry, { kind: 'ran', report: { values: [], failures: [] }, ms: 0 }, undefined);
           else {
             entry.append(message.from, message.values, message.failures);
             this.finished += entry.values.length;
             this.rss = message.rss;
             // A chunk aborted while it ran, that finished before the kill landed: its caller has gone.
-            this.#settle(entry, { kind: 'ran', report: entry.report, ms: message.ms }, { ms: message.ms, rss: message.rss });
+            this.#finish(entry, { kind: 'ran', report: entry.report, ms: message.ms }, { ms: message.ms, rss: message.rss });
           }
         }
         if (message.next !== undefined) this.#started(this.#entry(message.next));
@@ -280,7 +281,7 @@ export class Child implements EntryOwner {
     }, timeout);
   }
 
-  #settle(entry: Entry, end: AttemptEnd, ran: { ms: number; rss: number } | undefined): void {
+  #finish(entry: Entry, end: AttemptEnd, ran: { ms: number; rss: number } | undefined): void {
     const at = this.#line.indexOf(entry);
     if (at >= 0) this.#line.splice(at, 1);
     if (end.kind === 'ran') this.assigned -= entry.job.args.length - end.report.values.length;
@@ -294,6 +295,7 @@ export class Child implements EntryOwner {
   #leaveIfIdle(): void {
     if (this.#state !== 'draining' || this.#line.length > 0) return;
     this.#enter('stopping');
+    // Cannot fail to clone; a closed channel means the child is leaving anyway.
     this.#port.send({ type: 'procpool:stop' });
     setTimeout(() => this.#state === 'exited' || this.#port.kill('SIGTERM'), leaveGraceMs).unref();
   }
