@@ -188,14 +188,20 @@ export class ChildSet implements Backend {
     return (child.state === 'starting' || child.state === 'ready') && this.#state === 'running';
   }
 
-  /** The least loaded usable child below the depth; a ready one before a starting one. */
+  /**
+   * A ready child below the depth, the least loaded; else the least loaded
+   * usable one (a starting child takes work into its pipe, so calls made
+   * during start-up save a round trip — but never while a ready one has room).
+   */
   #pick(): Child | undefined {
-    let best: Child | undefined;
+    let ready: Child | undefined;
+    let any: Child | undefined;
     for (const child of this.#live) {
       if (!this.#usable(child)) continue;
-      if (best === undefined || child.load < best.load || (child.load === best.load && child.state === 'ready' && best.state !== 'ready')) best = child;
+      if (child.state === 'ready' && child.load < this.#depth && (ready === undefined || child.load < ready.load)) ready = child;
+      if (any === undefined || child.load < any.load) any = child;
     }
-    return best;
+    return ready ?? any;
   }
 
   #start(slot: number): Child {
