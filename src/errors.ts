@@ -12,7 +12,8 @@ export type PoolErrorCode =
   | 'PROCPOOL_SERIALIZATION'
   | 'PROCPOOL_RESULT_TIMEOUT'
   | 'PROCPOOL_STATE'
-  | 'PROCPOOL_UNKNOWN_TASK';
+  | 'PROCPOOL_UNKNOWN_TASK'
+  | 'PROCPOOL_QUEUE_FULL';
 
 /** Base class of every error raised by the pool (not by a task). */
 export class PoolError extends Error {
@@ -112,6 +113,24 @@ export class ResultTimeoutError extends PoolError {
 
   constructor(timeout: number) {
     super(`Result was not ready within ${timeout} ms`, 'PROCPOOL_RESULT_TIMEOUT');
+  }
+}
+
+/** A call would pass `maxQueue` items waiting for a child: refused at once, nothing queued. */
+export class QueueFullError extends PoolError {
+  override readonly code = 'PROCPOOL_QUEUE_FULL' as const;
+  /** The pool's `maxQueue`. */
+  readonly maxQueue: number;
+  /** Items waiting when the call was made. */
+  readonly queued: number;
+  /** Items the call brought. */
+  readonly items: number;
+
+  constructor(fields: { maxQueue: number; queued: number; items: number }) {
+    super(`The queue is full: ${fields.queued} items wait and this call brings ${fields.items}, past maxQueue (${fields.maxQueue})`, 'PROCPOOL_QUEUE_FULL');
+    this.maxQueue = fields.maxQueue;
+    this.queued = fields.queued;
+    this.items = fields.items;
   }
 }
 

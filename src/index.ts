@@ -1,5 +1,6 @@
 /** procpool: Python's multiprocessing.Pool for Node.js. */
 export { Pool } from './pool.js';
+export { sharedPool } from './shared.js';
 export { AsyncResult } from './async-result.js';
 export {
   PoolError,
@@ -10,6 +11,7 @@ export {
   SerializationError,
   ResultTimeoutError,
   PoolStateError,
+  QueueFullError,
   type PoolErrorCode,
   type WorkerExitReason,
   type SerializationDirection,

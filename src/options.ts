@@ -13,6 +13,31 @@ export interface PoolOptions {
    * @default os.availableParallelism()
    */
   processes?: number;
+  /**
+   * Fewest children of an elastic pool (integer ≥ 0): it starts with these, and
+   * children idle for `idleTimeout` leave down to it. 0: nothing runs while idle.
+   * Not with `processes`.
+   * @default 1 when `maxProcesses` is given
+   */
+  minProcesses?: number;
+  /**
+   * Most children of an elastic pool (integer ≥ 1): it grows toward this while
+   * work waits, never by more children than there is waiting work. Not with `processes`.
+   * @default os.availableParallelism() when `minProcesses` is given
+   */
+  maxProcesses?: number;
+  /**
+   * Milliseconds a child above `minProcesses` may stay idle before it leaves.
+   * @default 30000
+   */
+  idleTimeout?: number;
+  /**
+   * Items allowed to wait for a child; a call that would pass it rejects at
+   * once with QueueFullError (`pool.waitForRoom()` waits for room).
+   * `imap*` calls are bounded by their read-ahead instead.
+   * @default Infinity
+   */
+  maxQueue?: number;
   /** Name of an export run once in each child (replacements too) before its first task. */
   initializer?: string;
   /**
@@ -70,6 +95,13 @@ export interface CallOptions {
    * @default the pool's `retries`
    */
   retries?: number;
+  /**
+   * Higher runs first: idle children take the chunks of the highest priority
+   * waiting; equal priorities stay first come, first served. A running chunk
+   * is never pre-empted.
+   * @default 0
+   */
+  priority?: number;
 }
 
 /** Options of `map`, `starmap`, `imap` and `imapUnordered`. */
@@ -91,7 +123,11 @@ export interface AsyncCallbacks<T> {
 
 /** Pool options after validation and defaults. */
 export interface ResolvedPoolOptions {
+  /** The most children (`maxProcesses`; a fixed pool's size). */
   readonly processes: number;
+  readonly minProcesses: number;
+  readonly idleTimeout: number;
+  readonly maxQueue: number;
   readonly initializer: string | undefined;
   readonly initArgs: readonly unknown[];
   readonly maxTasksPerChild: number;
@@ -144,6 +180,13 @@ function checkPositive(name: string, value: unknown): number {
   return value;
 }
 
+function checkPriority(value: unknown): number {
+  const what = 'a finite number (higher runs first)';
+  if (typeof value !== 'number') throw new TypeError(expected('priority', what, value));
+  if (!Number.isFinite(value)) throw new RangeError(expected('priority', what, value));
+  return value;
+}
+
 function checkMemory(name: string, value: unknown): number {
   const what = 'a positive number of MiB (or Infinity)';
   if (typeof value !== 'number') throw new TypeError(expected(name, what, value));
@@ -155,7 +198,7 @@ function checkObject(name: string, value: unknown): void {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TypeError(expected(name, 'an object', value));
 }
 
-const poolKeys = new Set(['processes', 'initializer', 'initArgs', 'maxTasksPerChild', 'maxMemoryPerChild', 'retries', 'nodeOptions', 'env', 'cwd', 'stdio']);
+const poolKeys = new Set(['processes', 'minProcesses', 'maxProcesses', 'idleTimeout', 'maxQueue', 'initializer', 'initArgs', 'maxTasksPerChild', 'maxMemoryPerChild', 'retries', 'nodeOptions', 'env', 'cwd', 'stdio']);
 
 /** Validates pool options into a fresh frozen object; never writes into the caller's. */
 export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
@@ -183,8 +226,12 @@ export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
   if (cwd !== undefined && typeof cwd !== 'string' && !(cwd instanceof URL)) throw new TypeError(expected('cwd', 'a path or a file: URL', cwd));
   if (typeof stdio !== 'string') throw new TypeError(expected('stdio', "'inherit' or 'pipe'", stdio));
   if (stdio !== 'inherit' && stdio !== 'pipe') throw new RangeError(expected('stdio', "'inherit' or 'pipe'", stdio));
+  const size = resolveSize(given);
   return Object.freeze({
-    processes: checkCount('processes', given.processes ?? availableParallelism(), 1),
+    processes: size.max,
+    minProcesses: size.min,
+    idleTimeout: given.idleTimeout === undefined ? 30_000 : checkPositive('idleTimeout', given.idleTimeout),
+    maxQueue: checkCount('maxQueue', given.maxQueue ?? Number.POSITIVE_INFINITY, 0, true),
     initializer,
     initArgs: Object.freeze([...(initArgs as unknown[])]),
     maxTasksPerChild: checkCount('maxTasksPerChild', given.maxTasksPerChild ?? Number.POSITIVE_INFINITY, 1, true),
@@ -197,12 +244,29 @@ export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
   });
 }
 
+/** A fixed size (`processes`) or an elastic one (`minProcesses` … `maxProcesses`). */
+function resolveSize(given: PoolOptions): { min: number; max: number } {
+  const { processes, minProcesses, maxProcesses } = given;
+  if (processes !== undefined && (minProcesses !== undefined || maxProcesses !== undefined)) {
+    throw new RangeError(`Expected either \`processes\` (a fixed size) or \`minProcesses\`/\`maxProcesses\` (an elastic one), got both`);
+  }
+  if (minProcesses === undefined && maxProcesses === undefined) {
+    const fixed = checkCount('processes', processes ?? availableParallelism(), 1);
+    return { min: fixed, max: fixed };
+  }
+  const max = checkCount('maxProcesses', maxProcesses ?? Math.max(availableParallelism(), typeof minProcesses === 'number' ? minProcesses : 1), 1);
+  const min = checkCount('minProcesses', minProcesses ?? Math.min(1, max), 0);
+  if (min > max) throw new RangeError(`Expected \`minProcesses\` (${min}) to be at most \`maxProcesses\` (${max})`);
+  return { min, max };
+}
+
 /** Per-call options after validation. */
 export interface ResolvedCallOptions {
   readonly chunksize: number | undefined;
   readonly signal: AbortSignal | undefined;
   readonly timeout: number | undefined;
   readonly retries: number;
+  readonly priority: number;
   readonly callback: ((value: never) => void) | undefined;
   readonly errorCallback: ((error: unknown) => void) | undefined;
   readonly onProgress: ((progress: Progress) => void) | undefined;
@@ -219,7 +283,7 @@ export function resolveCallOptions(options: unknown, poolRetries: number, shape:
   if (options === undefined) options = {};
   checkObject('options', options);
   const given = options as ChunkOptions & AsyncCallbacks<never>;
-  const known = ['signal', 'timeout', 'retries', ...(shape.chunked ? ['chunksize', 'onProgress'] : []), ...(shape.async ? ['callback', 'errorCallback'] : [])];
+  const known = ['signal', 'timeout', 'retries', 'priority', ...(shape.chunked ? ['chunksize', 'onProgress'] : []), ...(shape.async ? ['callback', 'errorCallback'] : [])];
   for (const key of Object.keys(given)) {
     if (!known.includes(key)) throw new TypeError(`Unknown call option \`${key}\`; this method takes: ${known.join(', ')}`);
   }
@@ -235,6 +299,7 @@ export function resolveCallOptions(options: unknown, poolRetries: number, shape:
     signal,
     timeout: given.timeout === undefined ? undefined : checkPositive('timeout', given.timeout),
     retries: given.retries === undefined ? poolRetries : checkCount('retries', given.retries, 0),
+    priority: given.priority === undefined ? 0 : checkPriority(given.priority),
     callback,
     errorCallback,
     onProgress,

@@ -20,8 +20,8 @@ import { BatchCall, type CallContext } from './engine/batch-call.js';
 import { ImapCall, type Settled } from './engine/imap-call.js';
 import { Registry } from './engine/registry.js';
 import { Scheduler } from './engine/scheduler.js';
-import { PoolClosedError, PoolStateError } from './errors.js';
-import { settleEach } from './internal.js';
+import { PoolClosedError, PoolStateError, QueueFullError } from './errors.js';
+import { growTo, lifecycle, settleEach } from './internal.js';
 import { ChildSet } from './local/child-set.js';
 import type { SpawnPort } from './local/spawn.js';
 import {
@@ -114,7 +114,8 @@ export class Pool<M = UntypedModule> {
   get stats(): PoolStats {
     const children = this.#backend.children();
     return Object.freeze({
-      processes: this.#options.processes,
+      processes: this.#backend.max,
+      size: this.#backend.size,
       busy: this.#backend.busy,
       idle: children.filter((child) => child.idle).length,
       queued: this.#scheduler.queuedItems,
@@ -194,6 +195,25 @@ export class Pool<M = UntypedModule> {
     return this.#imap(task, items, options, how.ordered, how.spread, true) as AsyncIterableIterator<Settled>;
   }
 
+  /**
+   * Resolves once `items` more items could wait without passing `maxQueue`
+   * (at once when there is room, or no limit): a server's way to slow its intake.
+   */
+  waitForRoom(items = 1): Promise<void> {
+    if (typeof items !== 'number' || !Number.isInteger(items) || items < 0) return Promise.reject(new TypeError(`Expected \`items\` to be an integer from 0 and up, got \`${String(items)}\` (${typeof items})`));
+    return this.#scheduler.whenRoom(items, this.#options.maxQueue);
+  }
+
+  /** @internal Whether the pool takes work, for the shared-pool registry. */
+  [lifecycle](): State | 'broken' {
+    return this.#backend.failure === undefined ? this.#state : 'broken';
+  }
+
+  /** @internal Raises the most children. */
+  [growTo](max: number): void {
+    this.#backend.growTo(max);
+  }
+
   /** No new work; queued work still runs, then the children leave. */
   close(): void {
     if (this.#state !== 'running') return;
@@ -242,9 +262,18 @@ export class Pool<M = UntypedModule> {
     return resolveCallOptions(options, this.#options.retries, shape);
   }
 
+  /** Refuses a call whose items would pass `maxQueue`: nothing of it is queued. */
+  #admit(items: number, chunksize: number): void {
+    const limit = this.#options.maxQueue;
+    if (limit === Number.POSITIVE_INFINITY) return;
+    const queued = this.#scheduler.queuedItems;
+    if (queued + this.#scheduler.wouldWait(items, chunksize) > limit) throw new QueueFullError({ maxQueue: limit, queued, items });
+  }
+
   #apply(task: unknown, args: unknown, options: unknown, shape: CallShape): Promise<unknown> {
     try {
       const resolved = this.#open(options, shape);
+      this.#admit(1, 1);
       if (args !== undefined && !Array.isArray(args)) throw new TypeError(`Expected \`args\` to be an array of arguments, got \`${String(args)}\` (${typeof args})`);
       const tuple = (args ?? []) as unknown[];
       return this.#withTask(task, (name) => new BatchCall(this.#context, name, [tuple], { spread: true, single: true, chunksize: 1 }, resolved).promise);
@@ -264,6 +293,7 @@ export class Pool<M = UntypedModule> {
       if (bad >= 0) throw new TypeError(`Expected \`argTuples[${bad}]\` to be an array of arguments, got \`${String(list[bad])}\` (${typeof list[bad]})`);
     }
     const chunksize = resolved.chunksize ?? defaultChunksize(list.length, this.#options.processes);
+    this.#admit(list.length, chunksize);
     return this.#withTask(task, (name) => new BatchCall(this.#context, name, list, { spread, single: false, chunksize }, resolved).promise as Promise<unknown[]>);
   }
 

@@ -23,8 +23,10 @@ export interface ChildStats {
 
 /** A snapshot of the pool's state and counters. */
 export interface PoolStats {
-  /** Children configured. */
+  /** Children at most: a fixed pool's size, or `maxProcesses`. */
   readonly processes: number;
+  /** Children now (starting or ready; not those leaving): between `minProcesses` and `maxProcesses`. */
+  readonly size: number;
   /** Children running at least one chunk. */
   readonly busy: number;
   /** Ready children with nothing to run. */
@@ -49,16 +51,27 @@ export interface PoolStats {
 export class Samples {
   readonly #values: Float64Array;
   #count = 0;
+  /** Percentiles as of `#count` samples: a read costs a sort only when samples came in since. */
+  #cached: Percentiles | undefined;
+  #cachedAt = -1;
 
   constructor(size = 1024) {
     this.#values = new Float64Array(size);
   }
 
   record(ms: number): void {
-    this.#values[this.#count++ % this.#values.length] = ms;
+    this.#values[this.#count % this.#values.length] = ms;
+    // Wraps rather than grows past 2^53 in a long life; only the position matters.
+    this.#count = this.#count >= Number.MAX_SAFE_INTEGER ? this.#values.length : this.#count + 1;
   }
 
   percentiles(): Percentiles {
+    if (this.#cachedAt === this.#count) return this.#cached!;
+    this.#cachedAt = this.#count;
+    return (this.#cached = this.#compute());
+  }
+
+  #compute(): Percentiles {
     const n = Math.min(this.#count, this.#values.length);
     if (n === 0) return { p50: 0, p90: 0, p99: 0 };
     const sorted = this.#values.slice(0, n).sort();

@@ -63,6 +63,8 @@ export interface Backend {
   onChange(listener: () => void): void;
   /** Runs `job` (called only while fewer than `capacity` attempts are in flight). */
   run(job: ChunkJob): Attempt;
+  /** Chunks waiting for room: an elastic backend may add runners for them. */
+  setWaiting(chunks: number): void;
   /** Whether work waits: starting runners then keep the process alive. */
   setDemand(on: boolean): void;
   /** Why no chunk can ever run, once that is so. */

@@ -38,6 +38,7 @@ export class BatchCall implements ChunkOwner, OpenCall {
   readonly spread: boolean;
   readonly timeout: number | undefined;
   readonly retries: number;
+  readonly priority: number;
   readonly stopAtError = true;
   readonly promise: Promise<unknown>;
   readonly #context: CallContext;
@@ -59,6 +60,7 @@ export class BatchCall implements ChunkOwner, OpenCall {
     this.spread = how.spread;
     this.timeout = options.timeout;
     this.retries = options.retries;
+    this.priority = options.priority;
     this.#single = how.single;
     this.#results = new Array<unknown>(items.length);
     this.#remaining = items.length;

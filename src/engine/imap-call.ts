@@ -71,6 +71,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
   readonly spread: boolean;
   timeout: number | undefined;
   retries = 0;
+  priority = 0;
   readonly stopAtError: boolean;
   readonly #context: CallContext;
   readonly #shape: ImapShape;
@@ -220,6 +221,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
       this.task = task;
       this.timeout = options.timeout;
       this.retries = options.retries;
+      this.priority = options.priority;
       this.#options = options;
     } catch (error) {
       this.#state = 'ended';

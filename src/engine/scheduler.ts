@@ -21,6 +21,8 @@ export interface ChunkOwner {
   readonly timeout: number | undefined;
   readonly stopAtError: boolean;
   readonly retries: number;
+  /** Higher runs first; equal priorities run first come, first served. */
+  readonly priority: number;
   /** Whether the item at `index` is still to run (false once the call ended, or failed before it). */
   wants(index: number): boolean;
   /** Outcomes of the items from `start` on (`tag` as given to `submit`). */
@@ -43,8 +45,8 @@ interface Piece {
   queuedAt: number;
 }
 
-/** Priority of a chunk's rest that runs again: ahead of new work. */
-const again = 1;
+/** A chunk's rest that runs again goes ahead of new work of the same priority. */
+const rerun = 0.5;
 
 /** The pending chunks and the leases on the backend's capacity. */
 export class Scheduler {
@@ -56,6 +58,8 @@ export class Scheduler {
   #pieces = 0;
   #queuedItems = 0;
   #drained = false;
+  /** Waiters for room in the queue (maxQueue). */
+  #roomWaiters: Array<{ items: number; resolve(): void }> = [];
 
   /** `onBusy` hears when the first piece arrives and the last one leaves. */
   constructor(backend: Backend, counters: Counters, onBusy: (busy: boolean) => void) {
@@ -76,15 +80,35 @@ export class Scheduler {
     return this.#pieces > 0;
   }
 
-  /** Queues `args` (items `start`… of `owner`'s call). */
-  submit(owner: ChunkOwner, tag: unknown, start: number, args: unknown[], exact = false, tries?: Map<number, number>, priority = 0): void {
+  /**
+   * Items of a new call that would wait for a child: those past the chunks
+   * the free capacity takes at once (`items` cut into chunks of `chunksize`).
+   */
+  wouldWait(items: number, chunksize: number): number {
+    if (this.#queue.size > 0) return items;
+    const free = Math.max(0, this.#backend.capacity - this.#queue.pending);
+    return Math.max(0, items - free * chunksize);
+  }
+
+  /** Resolves once at most `limit - items` items wait. */
+  whenRoom(items: number, limit: number): Promise<void> {
+    if (this.#queuedItems + items <= limit) return Promise.resolve();
+    return new Promise((resolve) => this.#roomWaiters.push({ items: limit - items, resolve }));
+  }
+
+  /** Queues `args` (items `start`… of `owner`'s call); `again`: the rest of a chunk that runs again. */
+  submit(owner: ChunkOwner, tag: unknown, start: number, args: unknown[], again?: { exact: boolean; tries: Map<number, number> | undefined }): void {
     if (args.length === 0) return;
+    const exact = again?.exact ?? false;
+    const tries = again?.tries;
+    const priority = again === undefined ? owner.priority : owner.priority + rerun;
     if (this.#pieces++ === 0) this.#onBusy(true);
     this.#queuedItems += args.length;
     const piece: Piece = { owner, tag, start, args, exact, tries, queuedAt: performance.now() };
     // No signal for p-queue: it would add a listener per queued chunk to one
     // signal (quadratic). A piece its call no longer wants ends when it comes up.
     void this.#queue.add(() => this.#run(piece), { priority });
+    this.#backend.setWaiting(this.#queue.size);
   }
 
   /**
@@ -95,6 +119,14 @@ export class Scheduler {
     this.#drained = true;
     this.#queue.concurrency = Number.POSITIVE_INFINITY;
     this.#queue.start();
+  }
+
+  #wakeRoom(): void {
+    this.#roomWaiters = this.#roomWaiters.filter((waiter) => {
+      if (this.#queuedItems > waiter.items) return true;
+      waiter.resolve();
+      return false;
+    });
   }
 
   #fit(): void {
@@ -109,6 +141,8 @@ export class Scheduler {
   async #run(piece: Piece): Promise<void> {
     const { owner, args } = piece;
     this.#queuedItems -= args.length;
+    this.#backend.setWaiting(this.#queue.size);
+    if (this.#roomWaiters.length > 0) this.#wakeRoom();
     try {
       if (!owner.wants(piece.start) || this.#drained) return;
       this.#counters.queueWait.record(performance.now() - piece.queuedAt);
@@ -158,6 +192,6 @@ export class Scheduler {
       }
     }
     const rest = next - start;
-    if (rest < args.length && owner.wants(next)) this.submit(owner, tag, next, rest === 0 ? args : args.slice(rest), exact, tries, again);
+    if (rest < args.length && owner.wants(next)) this.submit(owner, tag, next, rest === 0 ? args : args.slice(rest), { exact, tries });
   }
 }

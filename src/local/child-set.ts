@@ -13,18 +13,8 @@ import type { ResolvedPoolOptions } from '../options.js';
 import type { ChildStats } from '../stats.js';
 import { Child, type ChildEvents, type ChildExit, type ChildInit } from './child.js';
 import { Entry } from './ledger.js';
+import { Sizing, depthFor } from './sizing.js';
 import { spawnChild, type ChildPort, type SpawnPort } from './spawn.js';
-
-/**
- * Chunks kept in flight on one child, by how long chunks take: tiny ones
- * need feeding; long or unknown ones go one at a time, so that an idle
- * child always takes the next (no chunk waits behind a slow one).
- */
-function depthFor(chunkMs: number | undefined): number {
-  if (chunkMs === undefined || chunkMs > 5) return 1;
-  if (chunkMs > 1) return 2;
-  return chunkMs > 0.2 ? 4 : 16;
-}
 
 /** How long the pool waits for an exited child's piped output to end. */
 const outputGraceMs = 2000;
@@ -48,7 +38,12 @@ export class ChildSet implements Backend {
   #state: State = 'running';
   #failure: PoolBrokenError | undefined;
   #restarts = 0;
-  readonly #slotRestarts: number[];
+  readonly #slotRestarts: number[] = [];
+  readonly #sizing: Sizing;
+  /** Chunks waiting in the scheduler for room. */
+  #waiting = 0;
+  /** Children to be started again after a start failure's backoff. */
+  #respawning = 0;
   #startFailures = 0;
   #readyCount = 0;
   #tasks: string[] | undefined;
@@ -75,8 +70,8 @@ export class ChildSet implements Backend {
       settled: (child, ran) => this.#onSettled(child, ran),
       exited: (child, exit) => this.#onExited(child, exit),
     };
-    this.#slotRestarts = new Array<number>(options.processes).fill(0);
-    for (let slot = 0; slot < options.processes; slot++) this.#start(slot);
+    this.#sizing = new Sizing(options.minProcesses, options.processes, options.idleTimeout);
+    this.#fit();
   }
 
   get failure(): PoolBrokenError | undefined {
@@ -104,14 +99,40 @@ export class ChildSet implements Backend {
 
   ready(): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#readyCount >= this.#options.processes || this.#state !== 'running') return Promise.resolve();
+    if (this.#readyCount >= this.#sizing.min || this.#state !== 'running') return Promise.resolve();
     return new Promise((resolve, reject) => this.#whenReady.push({ resolve, reject }));
   }
 
   tasks(): Promise<string[]> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#tasks) return Promise.resolve(this.#tasks);
+    // An elastic pool with no child yet starts one to learn its exports.
+    if (this.size === 0 && this.#state === 'running') this.#start(this.#freeSlot());
     return new Promise((resolve, reject) => this.#whenTasks.push({ resolve, reject }));
+  }
+
+  /** Chunks waiting for room: an elastic pool grows for them. */
+  setWaiting(chunks: number): void {
+    this.#waiting = chunks;
+    this.#fit();
+  }
+
+  /** Children now: starting or ready (not those leaving). */
+  get size(): number {
+    let size = 0;
+    for (const child of this.#live) if (this.#usable(child)) size++;
+    return size;
+  }
+
+  /** The most children. */
+  get max(): number {
+    return this.#sizing.max;
+  }
+
+  /** Raises `maxProcesses` (never lowers it). */
+  growTo(max: number): void {
+    this.#sizing.grow(max);
+    this.#fit();
   }
 
   run(job: ChunkJob): Attempt {
@@ -124,6 +145,7 @@ export class ChildSet implements Backend {
       return entry;
     }
     // Cut where the child reaches maxTasksPerChild: items are counted exactly.
+    this.#sizing.busy(child);
     const room = this.#options.maxTasksPerChild - child.assigned;
     const entry = child.run(room < job.args.length ? { ...job, args: job.args.slice(0, room) } : job);
     if (child.assigned >= this.#options.maxTasksPerChild) this.#retire(child, false);
@@ -216,8 +238,33 @@ export class ChildSet implements Backend {
 
   #replace(child: Child): Child {
     this.#restarts++;
-    this.#slotRestarts[child.slot]!++;
+    this.#slotRestarts[child.slot] = (this.#slotRestarts[child.slot] ?? 0) + 1;
     return this.#start(child.slot);
+  }
+
+  /** The lowest slot no starting or ready child holds. */
+  #freeSlot(): number {
+    const taken = new Set<number>();
+    for (const child of this.#live) if (this.#usable(child)) taken.add(child.slot);
+    let slot = 0;
+    while (taken.has(slot)) slot++;
+    return slot;
+  }
+
+  /** Starts the children the size policy asks for: up to the minimum, and for waiting work. */
+  #fit(): void {
+    if (this.#state !== 'running') return;
+    let starting = 0;
+    for (const child of this.#live) if (child.state === 'starting') starting++;
+    for (let n = this.#sizing.toStart(this.size + this.#respawning, starting + this.#respawning, this.#waiting); n > 0; n--) this.#start(this.#freeSlot());
+  }
+
+  /** An idle child of an elastic pool leaves after `idleTimeout`, down to the minimum. */
+  #idle(child: Child): void {
+    if (child.state !== 'ready' || child.load > 0) return;
+    this.#sizing.idle(child, () => {
+      if (child.state === 'ready' && child.load === 0 && this.size > this.#sizing.min) child.stop();
+    });
   }
 
   /** Takes `child` out of rotation; its replacement starts now. */
@@ -243,16 +290,18 @@ export class ChildSet implements Backend {
       this.#tasks = tasks;
       for (const waiter of this.#whenTasks.splice(0)) waiter.resolve(tasks);
     }
-    if (this.#readyCount >= this.#options.processes) for (const waiter of this.#whenReady.splice(0)) waiter.resolve();
+    if (this.#readyCount >= this.#sizing.min) for (const waiter of this.#whenReady.splice(0)) waiter.resolve();
     for (const [predecessor, successor] of this.#successorOf) {
       if (successor !== child) continue;
       this.#successorOf.delete(predecessor);
       predecessor.stop(true);
     }
+    this.#idle(child);
     this.#changed();
   }
 
   #onSettled(child: Child, ran: { ms: number; rss: number } | undefined): void {
+    this.#idle(child);
     if (ran !== undefined) {
       this.#chunkMs = this.#chunkMs === undefined ? ran.ms : this.#chunkMs * 0.7 + ran.ms * 0.3;
       const depth = depthFor(this.#chunkMs);
@@ -270,6 +319,7 @@ export class ChildSet implements Backend {
 
   #onExited(child: Child, exit: ChildExit): void {
     this.#live.delete(child);
+    this.#sizing.busy(child);
     const successor = this.#successorOf.get(child);
     this.#successorOf.delete(child);
     // A successor that died: its predecessor hands over again after its next chunk.
@@ -277,15 +327,21 @@ export class ChildSet implements Backend {
     if (this.#state === 'running' && !exit.requested) {
       if (exit.startFailed) this.#break(exit);
       else if (exit.from !== 'starting') {
-        if (successor === undefined) this.#replace(child);
+        // Below the minimum, or work waits: a replacement in its slot; else the pool just shrank.
+        if (successor === undefined && (this.size + this.#respawning < this.#sizing.min || this.#waiting > 0)) this.#replace(child);
       } else if (exit.signal === null) this.#break(exit);
       else if (++this.#startFailures >= maxStartFailures) this.#break(exit);
       else {
         // Killed while starting (the OOM killer, kill -9): start again, with backoff.
         const delay = Math.min(1000, 50 * 2 ** (this.#startFailures - 1));
-        setTimeout(() => this.#state === 'running' && this.#replace(child), delay);
+        this.#respawning++;
+        setTimeout(() => {
+          this.#respawning--;
+          if (this.#state === 'running') this.#replace(child);
+        }, delay);
       }
     }
+    this.#fit();
     this.#changed();
     if (this.#live.size === 0) for (const resolve of this.#whenGone.splice(0)) resolve();
   }
