@@ -72,6 +72,11 @@ export class BatchCall implements ChunkOwner, OpenCall {
     const { signal } = options;
     if (!this.#admit(items, signal)) return;
     this.#close = context.registry.open(this);
+    // Opened after terminate() or a break: already failed, nothing to queue.
+    if (this.#state !== 'running') {
+      this.#close();
+      return;
+    }
     if (signal !== undefined) {
       const onAbort = (): void => this.#abort(signal.reason);
       signal.addEventListener('abort', onAbort, { once: true });

@@ -229,7 +229,9 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     }
     this.#progress = new ProgressReporter(this.#options.onProgress, undefined);
     this.#state = 'running';
+    // Opened after close() or terminate(): halted at once (the pump then reads nothing).
     this.#close = this.#context.registry.open(this);
+    if (this.#stopped !== undefined) this.#close();
     const { signal } = this.#options;
     if (signal !== undefined) {
       const onAbort = (): void => this.#stop(signal.reason, true);

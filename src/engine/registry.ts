@@ -20,25 +20,38 @@ export class Registry {
   readonly #onDemand: (on: boolean) => void;
   #holds = 0;
   #idle: Array<() => void> = [];
+  /** The pool was closed: calls opened from now on queue nothing new. */
+  #closed = false;
+  /** The pool was terminated or broke: calls opened from now on fail with this at once. */
+  #failed: { error: unknown } | undefined;
 
   /** `onDemand` hears when work first arrives and when the last of it leaves. */
   constructor(onDemand: (on: boolean) => void) {
     this.#onDemand = onDemand;
   }
 
-  /** Registers an open call; returns its removal. */
+  /**
+   * Registers an open call; returns its removal. A call that opens after
+   * the pool was closed or failed (it was still looking up its task) hears
+   * so at once: no call slips past terminate() or close().
+   */
   open(call: OpenCall): () => void {
     this.#open.add(call);
-    return () => void this.#open.delete(call);
+    const close = (): void => void this.#open.delete(call);
+    if (this.#failed !== undefined) call.fail(this.#failed.error);
+    else if (this.#closed) call.poolClosed?.();
+    return close;
   }
 
-  /** Fails every open call (each removes itself when it settles). */
+  /** Fails every open call (each removes itself when it settles), and every call opened later. */
   failAll(error: unknown): void {
+    this.#failed ??= { error };
     for (const call of [...this.#open]) call.fail(error);
   }
 
   /** Tells every open call that the pool was closed. */
   closeAll(): void {
+    this.#closed = true;
     for (const call of [...this.#open]) call.poolClosed?.();
   }
 

@@ -322,8 +322,13 @@ export class ChildSet implements Backend {
     this.#sizing.busy(child);
     const successor = this.#successorOf.get(child);
     this.#successorOf.delete(child);
-    // A successor that died: its predecessor hands over again after its next chunk.
-    for (const [predecessor, next] of this.#successorOf) if (next === child) this.#successorOf.delete(predecessor);
+    // A successor that died: its predecessor serves on and hands over again after its next chunk.
+    let wasSuccessor = false;
+    for (const [predecessor, next] of this.#successorOf) {
+      if (next !== child) continue;
+      this.#successorOf.delete(predecessor);
+      wasSuccessor = true;
+    }
     if (this.#state === 'running' && !exit.requested) {
       if (exit.startFailed) this.#break(exit);
       else if (exit.from !== 'starting') {
@@ -331,7 +336,7 @@ export class ChildSet implements Backend {
         if (successor === undefined && (this.size + this.#respawning < this.#sizing.min || this.#waiting > 0)) this.#replace(child);
       } else if (exit.signal === null) this.#break(exit);
       else if (++this.#startFailures >= maxStartFailures) this.#break(exit);
-      else {
+      else if (!wasSuccessor) {
         // Killed while starting (the OOM killer, kill -9): start again, with backoff.
         const delay = Math.min(1000, 50 * 2 ** (this.#startFailures - 1));
         this.#respawning++;
