@@ -142,6 +142,45 @@ const workloads: Record<string, Workload> = {
       return { itemsPerSec: p.n / (elapsed / 1000) };
     }),
 
+  /** A pool that costs nothing while idle: its first call pays a child's start-up. */
+  async cold(name, p) {
+    if (name !== 'procpool') throw new Error('cold: procpool only');
+    const t0 = performance.now();
+    const pool = new Pool(tasksUrl, { minProcesses: 0, maxProcesses: p.processes, nodeOptions: [] });
+    const result = await pool.apply('inc', [1]);
+    const ms = performance.now() - t0;
+    check(result === 2, 'cold');
+    pool.close();
+    await pool.join();
+    return { ms };
+  },
+
+  /** A server's life: a million tiny calls through one pool; the parent's heap after a forced GC, before and after. */
+  async 'long-life'(name, p) {
+    if (name !== 'procpool') throw new Error('long-life: procpool only');
+    const { setFlagsFromString } = await import('node:v8');
+    const { runInNewContext } = await import('node:vm');
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const pool = new Pool(tasksUrl, { processes: p.processes, nodeOptions: [] });
+    const heap = (): number => {
+      gc();
+      return process.memoryUsage().heapUsed / 2 ** 20;
+    };
+    const batch = async (count: number): Promise<void> => {
+      for (let done = 0; done < count; done += 10_000) await Promise.all(Array.from({ length: 10_000 }, (_, i) => pool.apply('inc', [i])));
+    };
+    await batch(50_000);
+    const before = heap();
+    const t0 = performance.now();
+    await batch(p.n);
+    const seconds = (performance.now() - t0) / 1000;
+    const after = heap();
+    pool.close();
+    await pool.join();
+    return { beforeMib: before, afterMib: after, growthMib: after - before, callsPerSec: p.n / seconds };
+  },
+
   /** The cost of the safety knobs: the same map with and without `timeout`, alternated in one pool. */
   async 'map-timeout'(name, p) {
     if (name !== 'procpool') throw new Error('map-timeout: procpool only');

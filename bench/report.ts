@@ -21,7 +21,7 @@ export interface RunInfo {
   seconds: number;
   /** 1-minute load average at the start and at the end of the run. */
   load: number[];
-  sizes: { tiny: number; mapDefault: number; mapTimeout: number; imap: number; pythonImap: number; echo: number; counts: number[]; cpu: { node: number; python: number; items: number } };
+  sizes: { tiny: number; mapDefault: number; mapTimeout: number; longLife: number; imap: number; pythonImap: number; echo: number; counts: number[]; cpu: { node: number; python: number; items: number } };
 }
 
 const colors = { floor: '#7f7f7f', procpool: '#1f77b4', python: '#e3a21a', ideal: '#bbbbbb' };
@@ -111,6 +111,16 @@ export function report(info: RunInfo, samples: Samples): { markdown: string; jso
     target('tiny items, one per message', '≥ 1.5 × floor, ≥ 1.0 × Python `chunksize=1`', `${fmtRatio(tf)} × floor, ${fmtRatio(tp)} × Python`, tf >= 1.5 && !(tp < 1));
     const d = ratio(pp('map-default', 'itemsPerSec'), med('map-default', 'python', 'itemsPerSec'));
     target('tiny items, default chunking', '≥ 1.0 × Python `map`', `${fmtRatio(d)} × Python`, d >= 1);
+    const cold = pp('cold', 'ms');
+    const warm = med('startup', 'procpool', 'ms');
+    target('first result on a `minProcesses: 0` pool (cold)', 'reported (pays one child start)', `${fmt(cold, 'ms')} (${fmtRatio(ratio(cold, warm))} × a fixed pool's start-up to first result)`, Number.isFinite(cold));
+    const growth = pp('long-life', 'growthMib');
+    target(
+      `parent heap after ${n(info.sizes.longLife)} \`apply\` calls`,
+      'flat: within a few MiB',
+      `${fmt(growth, 'MiB')} growth (${fmt(pp('long-life', 'beforeMib'), 'MiB')} → ${fmt(pp('long-life', 'afterMib'), 'MiB')}, after a forced GC; ${fmt(pp('long-life', 'callsPerSec'), 'items/s')})`,
+      growth < 8,
+    );
     const t = pp('map-timeout', 'ratio');
     target('`map` with `timeout` vs without', '≥ 0.7 ×', `${fmtRatio(t)} × (${fmt(pp('map-timeout', 'timedMs'), 'ms')} vs ${fmt(pp('map-timeout', 'plainMs'), 'ms')} for ${n(info.sizes.mapTimeout)} items)`, t >= 0.7);
     const s = ratio(speedup('procpool', info.processes), speedup('floor', info.processes));

@@ -35,6 +35,7 @@ const size = {
   tiny: quick ? 2000 : 20_000,
   mapDefault: quick ? 100_000 : 1_000_000,
   mapTimeout: quick ? 20_000 : 100_000,
+  longLife: quick ? 50_000 : 1_000_000,
   cpu: quick ? { node: 27, python: 21, items: 8 } : { node: 32, python: 26, items: 24 },
   echo: quick ? 20 : 200,
   imap: quick ? 100_000 : 1_000_000,
@@ -53,6 +54,8 @@ interface Workload {
   params: Record<string, unknown>;
   /** Python's own parameters, where they differ. */
   python?: Record<string, unknown>;
+  /** Measured in the first round only (long). */
+  once?: boolean;
 }
 
 const both: Contender[] = ['floor', 'procpool', 'python'];
@@ -62,6 +65,8 @@ const workloads: Workload[] = [
   { id: 'apply', run: 'apply', contenders: both, params: { processes, n: size.tiny } },
   { id: 'map-c1', run: 'map-c1', contenders: ['procpool', 'python'], params: { processes, n: size.tiny } },
   { id: 'map-default', run: 'map-default', contenders: ['procpool', 'python'], params: { processes, n: size.mapDefault } },
+  { id: 'cold', run: 'cold', contenders: ['procpool'], params: { processes } },
+  { id: 'long-life', run: 'long-life', contenders: ['procpool'], params: { processes, n: size.longLife }, once: true },
   { id: 'map-timeout', run: 'map-timeout', contenders: ['procpool'], params: { processes, n: size.mapTimeout } },
   { id: 'cpu', run: 'cpu', contenders: both, params: { counts, fib: size.cpu.node, items: size.cpu.items }, python: { processes: counts, fib: size.cpu.python, items: size.cpu.items } },
   { id: 'echo', run: 'echo', contenders: both, params: { processes, n: size.echo, bytes: 2 ** 20 } },
@@ -117,6 +122,7 @@ const started = Date.now();
 const loadBefore = loadavg()[0]!;
 for (let round = 0; round < rounds; round++) {
   for (const workload of workloads) {
+    if (workload.once === true && round > 0) continue;
     const list = workload.contenders.filter((c) => c !== 'python' || python !== undefined);
     const order = list.map((_, i) => list[(i + round) % list.length]!);
     for (const contender of order) {
