@@ -1,7 +1,7 @@
 /**
  * The local backend: the pool's children. Starts them, hands each chunk to
  * the least loaded child with room, recycles children past their item or
- * memory limit (the replacement starts first), replaces the ones that die,
+ * memory limit, replaces the ones that die,
  * and breaks the pool — once, never in a respawn loop — when children
  * cannot start: the module does not load, the initializer is missing or
  * throws, or several starts in a row fail.
@@ -16,9 +16,6 @@ import { Entry } from './ledger.js';
 import { Sizing, depthFor } from './sizing.js';
 import { spawnChild, type ChildPort, type SpawnPort } from './spawn.js';
 
-/** How long the pool waits for an exited child's piped output to end. */
-const outputGraceMs = 2000;
-
 /** Start failures in a row (killed while starting) that break the pool. */
 const maxStartFailures = 5;
 
@@ -32,8 +29,6 @@ export class ChildSet implements Backend {
   readonly #events: ChildEvents;
   readonly #live = new Set<Child>();
   readonly #ports = new Map<Child, ChildPort>();
-  /** A child past its memory limit, serving on until its successor is ready. */
-  readonly #successorOf = new Map<Child, Child>();
   readonly #listeners: Array<() => void> = [];
   #state: State = 'running';
   #failure: PoolBrokenError | undefined;
@@ -167,7 +162,7 @@ export class ChildSet implements Backend {
     return this.#gone();
   }
 
-  /** Live children by slot, for `stats` (a child and its successor share a slot during a hand-over). */
+  /** Live children by slot, for `stats` (not those leaving: a replacement may share its predecessor's slot). */
   children(): Array<ChildStats & { slot: number; busy: boolean; idle: boolean }> {
     const list = [...this.#live]
       .filter((child) => child.state !== 'draining' && child.state !== 'stopping')
@@ -192,22 +187,15 @@ export class ChildSet implements Backend {
 
   async #gone(): Promise<void> {
     if (this.#live.size > 0) await new Promise<void>((resolve) => this.#whenGone.push(resolve));
-    // Each child's piped output read to its end (a grandchild may hold a pipe:
-    // 2 s at most), then the merged streams end. The timer also keeps the
-    // parent alive meanwhile: exited children's pipes no longer do.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all([...this.#ports.values()].map((port) => port.outputDone)),
-      new Promise((resolve) => (timer = setTimeout(resolve, outputGraceMs))),
-    ]);
-    clearTimeout(timer);
+    // Each child's piped output read to its end, however slow the reader; then the merged streams end.
+    await Promise.all([...this.#ports.values()].map((port) => port.outputDone));
     this.#ports.clear();
     this.stdout?.end();
     this.stderr?.end();
   }
 
   #usable(child: Child): boolean {
-    return (child.state === 'starting' || child.state === 'ready') && this.#state === 'running';
+    return (child.state === 'starting' || child.state === 'ready') && child.assigned < this.#options.maxTasksPerChild && this.#state === 'running';
   }
 
   /**
@@ -269,8 +257,10 @@ export class ChildSet implements Backend {
 
   /** Takes `child` out of rotation; its replacement starts now. */
   #retire(child: Child, skipQueued: boolean): void {
-    if (this.#state === 'running') this.#replace(child);
+    // Out of rotation first: starting the replacement lets the scheduler start
+    // jobs at once, and none may pick this child.
     child.stop(skipQueued);
+    if (this.#state === 'running') this.#replace(child);
     this.#changed();
   }
 
@@ -291,11 +281,6 @@ export class ChildSet implements Backend {
       for (const waiter of this.#whenTasks.splice(0)) waiter.resolve(tasks);
     }
     if (this.#readyCount >= this.#sizing.min) for (const waiter of this.#whenReady.splice(0)) waiter.resolve();
-    for (const [predecessor, successor] of this.#successorOf) {
-      if (successor !== child) continue;
-      this.#successorOf.delete(predecessor);
-      predecessor.stop(true);
-    }
     this.#idle(child);
     this.#changed();
   }
@@ -309,34 +294,24 @@ export class ChildSet implements Backend {
         this.#depth = depth;
         this.#changed();
       }
-      // Past maxMemoryPerChild: serve on until the successor is ready, so capacity never dips.
-      if (ran.rss > this.#options.maxMemoryPerChild * 1024 * 1024 && !this.#successorOf.has(child) && child.state === 'ready') {
-        if (this.#state === 'running') this.#successorOf.set(child, this.#replace(child));
-        else child.stop(true);
-      }
+      // Past maxMemoryPerChild: no more work for it (its queued chunks go
+      // elsewhere), it leaves, a replacement starts. The limit holds within
+      // the item that crossed it; the slot waits for the replacement's start.
+      if (ran.rss > this.#options.maxMemoryPerChild * 1024 * 1024 && child.state === 'ready') this.#retire(child, true);
     }
   }
 
   #onExited(child: Child, exit: ChildExit): void {
     this.#live.delete(child);
     this.#sizing.busy(child);
-    const successor = this.#successorOf.get(child);
-    this.#successorOf.delete(child);
-    // A successor that died: its predecessor serves on and hands over again after its next chunk.
-    let wasSuccessor = false;
-    for (const [predecessor, next] of this.#successorOf) {
-      if (next !== child) continue;
-      this.#successorOf.delete(predecessor);
-      wasSuccessor = true;
-    }
     if (this.#state === 'running' && !exit.requested) {
       if (exit.startFailed) this.#break(exit);
       else if (exit.from !== 'starting') {
         // Below the minimum, or work waits: a replacement in its slot; else the pool just shrank.
-        if (successor === undefined && (this.size + this.#respawning < this.#sizing.min || this.#waiting > 0)) this.#replace(child);
+        if (this.size + this.#respawning < this.#sizing.min || this.#waiting > 0) this.#replace(child);
       } else if (exit.signal === null) this.#break(exit);
       else if (++this.#startFailures >= maxStartFailures) this.#break(exit);
-      else if (!wasSuccessor) {
+      else {
         // Killed while starting (the OOM killer, kill -9): start again, with backoff.
         const delay = Math.min(1000, 50 * 2 ** (this.#startFailures - 1));
         this.#respawning++;

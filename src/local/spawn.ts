@@ -13,6 +13,8 @@ import type { ParentMessage } from '../protocol.js';
 
 const entry = new URL('../../worker/entry.js', import.meta.url);
 const stderrTailBytes = 8192;
+/** After a child's exit, how long its piped stdout may stay silent (not back-pressured) before it counts as done. */
+const outputIdleMs = 2000;
 
 /** Where a child's output goes. */
 export interface ChildOutput {
@@ -89,9 +91,28 @@ class SpawnedChild implements ChildPort {
     if (output.stdout && stdout) {
       stdout.pipe(output.stdout, { end: false });
       // Read to its end: a slow consumer of pool.stdout still gets the tail.
+      // A grandchild may hold the pipe open after the child exits: then it
+      // counts as done once nothing came for a while and the consumer is not
+      // the one holding things up (the pipe is not back-pressured).
       this.outputDone = new Promise((resolve) => {
-        stdout.once('close', resolve);
-        stdout.once('error', resolve);
+        let exited = false;
+        let idle: NodeJS.Timeout | undefined;
+        const watch = (): void => {
+          clearTimeout(idle);
+          if (!exited) return;
+          idle = setTimeout(() => (output.stdout!.writableNeedDrain || stdout.isPaused() ? watch() : resolve()), outputIdleMs);
+        };
+        stdout.on('data', watch);
+        this.#process.once('exit', () => {
+          exited = true;
+          watch();
+        });
+        const done = (): void => {
+          clearTimeout(idle);
+          resolve();
+        };
+        stdout.once('close', done);
+        stdout.once('error', done);
       });
     } else this.outputDone = Promise.resolve();
     this.#process.stderr?.on('data', (data: Buffer) => {
