@@ -254,8 +254,9 @@ function resolveSize(given: PoolOptions): { min: number; max: number } {
     const fixed = checkCount('processes', processes ?? availableParallelism(), 1);
     return { min: fixed, max: fixed };
   }
-  const max = checkCount('maxProcesses', maxProcesses ?? Math.max(availableParallelism(), typeof minProcesses === 'number' ? minProcesses : 1), 1);
-  const min = checkCount('minProcesses', minProcesses ?? Math.min(1, max), 0);
+  const min = minProcesses === undefined ? undefined : checkCount('minProcesses', minProcesses, 0);
+  const max = checkCount('maxProcesses', maxProcesses ?? Math.max(availableParallelism(), min ?? 1), 1);
+  if (min === undefined) return { min: Math.min(1, max), max };
   if (min > max) throw new RangeError(`Expected \`minProcesses\` (${min}) to be at most \`maxProcesses\` (${max})`);
   return { min, max };
 }

@@ -887,7 +887,7 @@ describe('engine orderings (fake children)', () => {
       expect(fp.children).toHaveLength(2);
     });
 
-    it('a memory-limit successor killed while starting: the slot ends with one child, not two', async () => {
+    it('maxMemoryPerChild: the child past the limit is stopped at once; its replacement killed while starting is started again; the slot ends with one child', async () => {
       fakeTimers();
       const fp = fakePool({ maxMemoryPerChild: 1 });
       const old = fp.children[0]!;
@@ -895,15 +895,18 @@ describe('engine orderings (fake children)', () => {
       const first = pool(fp).apply('double', [1]);
       old.answer(await old.nextRun(), double, { rss: 2 * 1024 * 1024 });
       await expect(first).resolves.toBe(2);
+      // No more work for it: it is told to leave before its replacement is ready.
+      await old.waitFor('procpool:stop');
       const successor = await fp.child(1);
+      expect(successor.isReady).toBe(false);
+      old.exit(0, null);
       successor.exit(null, 'SIGKILL');
       await vi.advanceTimersByTimeAsync(1000);
-      // From here every child answers like the real worker (under the limit); let every hand-over finish.
       for (const child of fp.children) if (!child.exited) child.automate();
       for (let i = 0; i < 4; i++) await expect(pool(fp).apply('double', [i])).resolves.toBe(2 * i);
       const live = (): FakeChild[] => fp.children.filter((child) => !child.exited);
-      await turnsUntil(() => live().length <= 1);
       expect(live()).toHaveLength(1);
+      expect(fp.children).toHaveLength(3);
       expect(pool(fp).stats.children).toHaveLength(1);
     });
 
