@@ -75,7 +75,7 @@ export class Pool<M = UntypedModule> {
       else release?.();
     });
     this.#backend.onChange(() => this.#checkBroken());
-    this.#tasks = new TaskResolver(url, () => this.#backend.tasks());
+    this.#tasks = new TaskResolver(url, () => this.#backend.tasks(), this.#backend.tasks(false));
     this.#context = { scheduler: this.#scheduler, registry: this.#registry, counters: this.#counters, processes: this.#options.processes };
   }
 

@@ -35,10 +35,11 @@ export class TaskResolver {
   #names: Promise<Map<unknown, string>> | undefined;
   #known: Set<string> | undefined;
 
-  constructor(url: string, exports: () => Promise<string[]>) {
+  /** `exports()` asks for the names (a pool with no child starts one); `learned` resolves once they are known anyway. */
+  constructor(url: string, exports: () => Promise<string[]>, learned: Promise<string[]>) {
     this.#url = url;
     this.#exports = exports;
-    exports().then(
+    learned.then(
       (names) => (this.#known ??= new Set(names)),
       () => undefined,
     );

@@ -141,3 +141,82 @@ describe('per-call options', () => {
     expect(await pool.map('double', [1, 2], { chunksize: 1, timeout: 10_000, signal: new AbortController().signal })).toEqual([2, 4]);
   });
 });
+
+// The elastic pool, maxQueue and priority (issue: an elastic pool with back-pressure and priorities).
+const elasticRows: Row[] = [
+  ['minProcesses', '1', TypeError, /integer from 0/, '"1"'],
+  ['minProcesses', -1, RangeError, /integer from 0/, '`-1`'],
+  ['minProcesses', 0.5, RangeError, /integer from 0/, '`0.5`'],
+  ['minProcesses', Number.NaN, RangeError, /integer from 0/, '`NaN`'],
+  ['minProcesses', Number.POSITIVE_INFINITY, RangeError, /integer from 0/, '`Infinity`'],
+  ...badCounts('maxProcesses', /integer from 1/),
+  ['maxProcesses', Number.POSITIVE_INFINITY, RangeError, /integer from 1/, '`Infinity`'],
+  ['idleTimeout', '100', TypeError, /milliseconds/, '"100"'],
+  ['idleTimeout', 0, RangeError, /positive number of milliseconds/, '`0`'],
+  ['idleTimeout', -1, RangeError, /positive number of milliseconds/, '`-1`'],
+  ['idleTimeout', Number.NaN, RangeError, /positive number of milliseconds/, '`NaN`'],
+  ['idleTimeout', Number.POSITIVE_INFINITY, RangeError, /positive number of milliseconds/, '`Infinity`'],
+  ['idleTimeout', 2 ** 31, RangeError, /positive number of milliseconds/, '`2147483648`'],
+  ['maxQueue', '2', TypeError, /integer from 0/, '"2"'],
+  ['maxQueue', -1, RangeError, /integer from 0/, '`-1`'],
+  ['maxQueue', 0.5, RangeError, /integer from 0/, '`0.5`'],
+  ['maxQueue', Number.NaN, RangeError, /integer from 0/, '`NaN`'],
+  ['maxQueue', Number.NEGATIVE_INFINITY, RangeError, /integer from 0/, '`-Infinity`'],
+];
+
+describe('elastic pool options', () => {
+  it.each(elasticRows)('%s: %o is a %o', (...row) => {
+    const [name, value] = row;
+    let error: unknown;
+    try {
+      new Pool(tasks, { ...base, [name]: value } as PoolOptions);
+    } catch (caught) {
+      error = caught;
+    }
+    expectInvalid(error, row);
+  });
+
+  it.each<[string, PoolOptions, RegExp]>([
+    ['minProcesses > maxProcesses', { minProcesses: 3, maxProcesses: 2 }, /`minProcesses` \(3\).*`maxProcesses` \(2\)/],
+    ['processes with minProcesses', { processes: 2, minProcesses: 1 }, /`processes`.*`minProcesses`/],
+    ['processes with maxProcesses', { processes: 2, maxProcesses: 4 }, /`processes`.*`maxProcesses`/],
+    ['processes with both', { processes: 2, minProcesses: 1, maxProcesses: 4 }, /`processes`.*`minProcesses`/],
+  ])('%s is a RangeError', (_, options, message) => {
+    expect(() => new Pool(tasks, { ...base, ...options })).toThrow(RangeError);
+    expect(() => new Pool(tasks, { ...base, ...options })).toThrow(message);
+  });
+
+  it('valid edge values are accepted', async () => {
+    await using elastic = new Pool(tasks, { ...base, minProcesses: 0, maxProcesses: 1, idleTimeout: 2 ** 31 - 1, maxQueue: 0 });
+    expect(elastic.stats.processes).toBe(1);
+    await using fixed = new Pool(tasks, { ...base, processes: 1, maxQueue: Number.POSITIVE_INFINITY, idleTimeout: 0.5 });
+    expect(await fixed.apply('double', [1], { priority: -1.5 })).toBe(2);
+    // min = max: an elastic pool that never changes size.
+    await using same = new Pool(tasks, { ...base, minProcesses: 1, maxProcesses: 1 });
+    expect(same.stats).toMatchObject({ processes: 1, size: 1 });
+  });
+});
+
+const priorityRows: Row[] = [
+  ['priority', '1', TypeError, /finite number/, '"1"'],
+  ['priority', null, TypeError, /finite number/, '`null`'],
+  ['priority', Number.NaN, RangeError, /finite number/, '`NaN`'],
+  ['priority', Number.POSITIVE_INFINITY, RangeError, /finite number/, '`Infinity`'],
+  ['priority', Number.NEGATIVE_INFINITY, RangeError, /finite number/, '`-Infinity`'],
+];
+
+describe('per-call priority', () => {
+  it.each(Object.keys(methods).flatMap((method) => priorityRows.map((row): [string, ...Row] => [method, ...row])))(
+    '%s: %s %o rejects with %o, never throws',
+    async (method, ...row) => {
+      const [name, value] = row;
+      let work: Promise<unknown> | undefined;
+      expect(() => (work = methods[method]!({ [name]: value }))).not.toThrow();
+      expectInvalid(await work!.then(() => expect.fail('the call resolved'), (error: unknown) => error), row);
+    },
+  );
+
+  it.each(Object.keys(methods))('%s takes any finite priority', async (method) => {
+    for (const priority of [0, 10, -3, 2.5]) await expect(methods[method]!({ priority })).resolves.toBeDefined();
+  });
+});

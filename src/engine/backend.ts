@@ -59,6 +59,8 @@ export interface Attempt {
 export interface Backend {
   /** Chunks that may be in flight at once now; 0 while none can be taken. */
   readonly capacity: number;
+  /** Runners it could still add (an elastic pool below its maximum), each taking a chunk of its own. */
+  readonly spare: number;
   /** Called whenever `capacity` or `failure` may have changed. */
   onChange(listener: () => void): void;
   /** Runs `job` (called only while fewer than `capacity` attempts are in flight). */

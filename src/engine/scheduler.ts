@@ -45,8 +45,10 @@ interface Piece {
   queuedAt: number;
 }
 
-/** A chunk's rest that runs again goes ahead of new work of the same priority. */
-const rerun = 0.5;
+/** A chunk's rest that runs again goes ahead of new work of the same priority, and of no higher one. */
+function ahead(priority: number): number {
+  return priority + Math.max(Number.MIN_VALUE, Math.abs(priority) * Number.EPSILON);
+}
 
 /** The pending chunks and the leases on the backend's capacity. */
 export class Scheduler {
@@ -86,14 +88,16 @@ export class Scheduler {
    */
   wouldWait(items: number, chunksize: number): number {
     if (this.#queue.size > 0) return items;
-    const free = Math.max(0, this.#backend.capacity - this.#queue.pending);
+    // A child the backend can still start takes a chunk of its own.
+    const free = Math.max(0, this.#backend.capacity - this.#queue.pending) + this.#backend.spare;
     return Math.max(0, items - free * chunksize);
   }
 
-  /** Resolves once at most `limit - items` items wait. */
+  /** Resolves once at most `limit - items` items wait (nothing waits, for more items than the limit). */
   whenRoom(items: number, limit: number): Promise<void> {
-    if (this.#queuedItems + items <= limit) return Promise.resolve();
-    return new Promise((resolve) => this.#roomWaiters.push({ items: limit - items, resolve }));
+    const threshold = Math.max(0, limit - items);
+    if (this.#queuedItems <= threshold) return Promise.resolve();
+    return new Promise((resolve) => this.#roomWaiters.push({ items: threshold, resolve }));
   }
 
   /** Queues `args` (items `start`… of `owner`'s call); `again`: the rest of a chunk that runs again. */
@@ -101,7 +105,7 @@ export class Scheduler {
     if (args.length === 0) return;
     const exact = again?.exact ?? false;
     const tries = again?.tries;
-    const priority = again === undefined ? owner.priority : owner.priority + rerun;
+    const priority = again === undefined ? owner.priority : ahead(owner.priority);
     if (this.#pieces++ === 0) this.#onBusy(true);
     this.#queuedItems += args.length;
     const piece: Piece = { owner, tag, start, args, exact, tries, queuedAt: performance.now() };

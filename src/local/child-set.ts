@@ -39,6 +39,8 @@ export class ChildSet implements Backend {
   #waiting = 0;
   /** Children to be started again after a start failure's backoff. */
   #respawning = 0;
+  #fitLater = false;
+  #fitting = false;
   #startFailures = 0;
   #readyCount = 0;
   #tasks: string[] | undefined;
@@ -98,18 +100,32 @@ export class ChildSet implements Backend {
     return new Promise((resolve, reject) => this.#whenReady.push({ resolve, reject }));
   }
 
-  tasks(): Promise<string[]> {
+  tasks(start = true): Promise<string[]> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#tasks) return Promise.resolve(this.#tasks);
-    // An elastic pool with no child yet starts one to learn its exports.
-    if (this.size === 0 && this.#state === 'running') this.#start(this.#freeSlot());
+    // An elastic pool with no child yet starts one to learn its exports, when asked.
+    if (start && this.size === 0 && this.#state === 'running') this.#start(this.#freeSlot());
     return new Promise((resolve, reject) => this.#whenTasks.push({ resolve, reject }));
   }
 
-  /** Chunks waiting for room: an elastic pool grows for them. */
+  /**
+   * Chunks waiting for room: an elastic pool grows for them — judged a turn
+   * later, so that a chunk that waits only until a finishing job lets go of
+   * its lease (a call made in a result's callback) starts no child.
+   */
   setWaiting(chunks: number): void {
     this.#waiting = chunks;
-    this.#fit();
+    if (!this.#sizing.elastic || this.#fitLater) return;
+    this.#fitLater = true;
+    setImmediate(() => {
+      this.#fitLater = false;
+      this.#fit();
+    });
+  }
+
+  /** Children the pool could still add. */
+  get spare(): number {
+    return this.#state === 'running' ? Math.max(0, this.#sizing.max - this.size - this.#respawning) : 0;
   }
 
   /** Children now: starting or ready (not those leaving). */
@@ -241,10 +257,15 @@ export class ChildSet implements Backend {
 
   /** Starts the children the size policy asks for: up to the minimum, and for waiting work. */
   #fit(): void {
-    if (this.#state !== 'running') return;
-    let starting = 0;
-    for (const child of this.#live) if (child.state === 'starting') starting++;
-    for (let n = this.#sizing.toStart(this.size + this.#respawning, starting + this.#respawning, this.#waiting); n > 0; n--) this.#start(this.#freeSlot());
+    // Starting a child lets the scheduler start jobs at once, which may call
+    // back here: one loop, each child judged on the counts as they are then.
+    if (this.#state !== 'running' || this.#fitting) return;
+    this.#fitting = true;
+    try {
+      while (this.#state === 'running' && this.#sizing.toStart(this.size + this.#respawning, this.#waiting) > 0) this.#start(this.#freeSlot());
+    } finally {
+      this.#fitting = false;
+    }
   }
 
   /** An idle child of an elastic pool leaves after `idleTimeout`, down to the minimum. */

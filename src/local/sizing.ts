@@ -43,11 +43,15 @@ export class Sizing {
     this.#max = Math.max(this.#max, max);
   }
 
-  /** Children to start now, given the children there are, those still starting, and the chunks waiting. */
-  toStart(members: number, starting: number, waiting: number): number {
+  /**
+   * Children to start now, given the children there are and the chunks
+   * waiting (those already handed to starting children wait no more): up to
+   * the minimum, and one per waiting chunk up to the maximum.
+   */
+  toStart(members: number, waiting: number): number {
     const below = this.min - members;
     if (below > 0) return below;
-    return Math.max(0, Math.min(this.#max - members, waiting - starting));
+    return Math.max(0, Math.min(this.#max - members, waiting));
   }
 
   /** `child` has nothing to do: past `idleTimeout` it may leave, if the pool is above its minimum. */
