@@ -76,7 +76,16 @@ export class Pool<M = UntypedModule> {
     });
     this.#backend.onChange(() => this.#checkBroken());
     this.#tasks = new TaskResolver(url, () => this.#backend.tasks(), this.#backend.tasks(false));
-    this.#context = { scheduler: this.#scheduler, registry: this.#registry, counters: this.#counters, processes: this.#options.processes };
+    const backend = this.#backend;
+    this.#context = {
+      scheduler: this.#scheduler,
+      registry: this.#registry,
+      counters: this.#counters,
+      // The most children now: a shared pool may have grown.
+      get processes() {
+        return backend.max;
+      },
+    };
   }
 
   /** `new Pool(module, options)`, resolved once every child is ready. */
@@ -292,7 +301,7 @@ export class Pool<M = UntypedModule> {
       const bad = list.findIndex((tuple) => !Array.isArray(tuple));
       if (bad >= 0) throw new TypeError(`Expected \`argTuples[${bad}]\` to be an array of arguments, got \`${String(list[bad])}\` (${typeof list[bad]})`);
     }
-    const chunksize = resolved.chunksize ?? defaultChunksize(list.length, this.#options.processes);
+    const chunksize = resolved.chunksize ?? defaultChunksize(list.length, this.#backend.max);
     this.#admit(list.length, chunksize);
     return this.#withTask(task, (name) => new BatchCall(this.#context, name, list, { spread, single: false, chunksize }, resolved).promise as Promise<unknown[]>);
   }

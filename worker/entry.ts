@@ -32,6 +32,8 @@ if (send === undefined) {
 let tasks: Map<string, TaskFn> | undefined;
 let moduleUrl = '';
 let memoryLimit = Number.POSITIVE_INFINITY;
+/** Past maxMemoryPerChild: every chunk not yet started is skipped. */
+let overLimit = false;
 const queue: RunMessage[] = [];
 const skipped = new Set<number>();
 let running = false;
@@ -170,7 +172,10 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
     if (index === args.length - 1) break;
     if (failure !== undefined && stopAtError) break;
     // Past maxMemoryPerChild: stop here; the parent sends the rest elsewhere and replaces this child.
-    if (memoryLimit !== Number.POSITIVE_INFINITY && process.memoryUsage.rss() > memoryLimit) break;
+    if (memoryLimit !== Number.POSITIVE_INFINITY && process.memoryUsage.rss() > memoryLimit) {
+      overLimit = true;
+      break;
+    }
     const now = exact ? 0 : performance.now();
     if (exact || now - reportedAt >= reportEveryMs) {
       flush();
@@ -179,10 +184,13 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
   }
   const rest = report;
   report = undefined;
+  const rss = process.memoryUsage.rss();
+  // Past the limit, this child runs nothing more: the parent sends the rest elsewhere.
+  if (rss > memoryLimit) overLimit = true;
   const head = queue[0];
   // Whatever comes next starts as soon as this message is out: one message instead of two.
-  const next = head === undefined || skipped.has(head.id) ? undefined : head.id;
-  post({ ...rest, type: 'procpool:done', skipped: false, ms: performance.now() - started, rss: process.memoryUsage.rss(), next } satisfies ChildMessage);
+  const next = head === undefined || skipped.has(head.id) || overLimit ? undefined : head.id;
+  postOutcomes({ ...rest, type: 'procpool:done', skipped: false, ms: performance.now() - started, rss, next });
   return next;
 }
 
@@ -199,7 +207,7 @@ async function runQueue(): Promise<void> {
   let announced: number | undefined;
   try {
     for (let message = queue.shift(); message !== undefined; message = queue.shift()) {
-      const skip = skipped.delete(message.id);
+      const skip = skipped.delete(message.id) || overLimit;
       if (message.id !== announced) {
         if (skip) {
           post({ type: 'procpool:done', id: message.id, from: 0, values: [], failures: [], skipped: true, ms: 0, rss: 0, next: undefined });

@@ -145,6 +145,7 @@ export class BatchCall implements ChunkOwner, OpenCall {
     this.#state = 'settled';
     this.#close();
     this.#unfollow();
+    this.#context.scheduler.forget(this);
     this.#progress.finish();
     if (ok) this.#resolve(value);
     else this.#reject(value);

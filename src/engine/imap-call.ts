@@ -79,7 +79,6 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
   readonly #items: unknown;
   readonly #attempts = new Set<Attempt>();
   readonly #sizes = new AdaptiveChunksize();
-  readonly #window: number;
   #state: State = 'new';
   #starting: Promise<void> | undefined;
   #options: ResolvedCallOptions | undefined;
@@ -102,7 +101,8 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
   readonly #completed: Part[] = [];
   #part: Part | undefined;
   #next = 0;
-  #wake: (() => void) | undefined;
+  /** Pending next() calls waiting for a result (woken in the order they came). */
+  #wake: Array<() => void> = [];
   /** The failure the call ends with, at its input position (ordered: the lowest). */
   #failure: { index: number; error: unknown } | undefined;
   /** Abort, terminate(), a broken pool: thrown at once, nothing more yielded. */
@@ -115,7 +115,6 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     this.#begin = begin;
     this.spread = shape.spread;
     this.stopAtError = !shape.settle;
-    this.#window = 2 * context.processes;
   }
 
   [Symbol.asyncIterator](): this {
@@ -141,14 +140,15 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
         return { done: false, value: part.values[at] };
       }
       if (this.#failure !== undefined && (!this.#shape.ordered || this.#next >= this.#failure.index)) throw this.#end(this.#failure.error);
-      if (!this.#pumping && this.#unconsumedChunks === 0) {
+      // Closed: what was queued is all there will be, even while the input is slow.
+      if ((!this.#pumping || this.#poolClosed) && this.#unconsumedChunks === 0) {
         if (this.#exhausted && this.#partial.length === 0) {
           this.#end(undefined);
           return done;
         }
         if (this.#poolClosed) throw this.#end(new PoolClosedError('The pool was closed before this imap call had read all of its input'));
       }
-      await new Promise<void>((resolve) => (this.#wake = resolve));
+      await new Promise<void>((resolve) => this.#wake.push(resolve));
     }
   }
 
@@ -216,6 +216,8 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
   async #start(): Promise<void> {
     try {
       const { task, options } = await this.#begin();
+      // return() came while the task was looked up: the call never starts, its input is never opened.
+      if (this.#state !== 'new') return;
       options.signal?.throwIfAborted();
       this.#source = iterate(this.#items);
       this.task = task;
@@ -247,7 +249,8 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     const source = this.#source!;
     try {
       while (!this.#halted() && !this.#exhausted) {
-        if (this.#unconsumedChunks >= this.#window) {
+        // At most 2 chunks per process unconsumed: an endless input runs in constant memory.
+        if (this.#unconsumedChunks >= 2 * this.#context.processes) {
           await new Promise<void>((resolve) => (this.#room = resolve));
           continue;
         }
@@ -352,6 +355,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
   #stop(error: unknown, abort: boolean): void {
     if (this.#state === 'ended' || this.#stopped !== undefined) return;
     this.#stopped = { error };
+    this.#context.scheduler.forget(this);
     for (const attempt of this.#attempts) {
       if (abort) attempt.abort(error);
       else attempt.skip();
@@ -361,8 +365,8 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
 
   #poke(): void {
     const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    this.#wake = [];
+    for (const resolve of wake) resolve();
     const room = this.#room;
     this.#room = undefined;
     room?.();
@@ -376,6 +380,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     if (!started) return error;
     this.#close();
     this.#unfollow();
+    this.#context.scheduler.forget(this);
     this.#progress?.finish();
     for (const attempt of this.#attempts) attempt.skip();
     this.#poke();

@@ -16,7 +16,9 @@ export interface OpenCall {
 
 /** The pool's open calls and work in flight. */
 export class Registry {
-  readonly #open = new Set<OpenCall>();
+  /** Held weakly: an imap iterator dropped half-way, with nothing in flight, is collected with its input and results. */
+  readonly #open = new Set<WeakRef<OpenCall>>();
+  #opened = 0;
   readonly #onDemand: (on: boolean) => void;
   #holds = 0;
   #idle: Array<() => void> = [];
@@ -36,8 +38,11 @@ export class Registry {
    * so at once: no call slips past terminate() or close().
    */
   open(call: OpenCall): () => void {
-    this.#open.add(call);
-    const close = (): void => void this.#open.delete(call);
+    // Now and then, the entries of calls already collected go.
+    if (++this.#opened % 1024 === 0) for (const ref of this.#open) if (ref.deref() === undefined) this.#open.delete(ref);
+    const ref = new WeakRef(call);
+    this.#open.add(ref);
+    const close = (): void => void this.#open.delete(ref);
     if (this.#failed !== undefined) call.fail(this.#failed.error);
     else if (this.#closed) call.poolClosed?.();
     return close;
@@ -46,13 +51,23 @@ export class Registry {
   /** Fails every open call (each removes itself when it settles), and every call opened later. */
   failAll(error: unknown): void {
     this.#failed ??= { error };
-    for (const call of [...this.#open]) call.fail(error);
+    for (const call of this.#calls()) call.fail(error);
+  }
+
+  #calls(): OpenCall[] {
+    const calls: OpenCall[] = [];
+    for (const ref of this.#open) {
+      const call = ref.deref();
+      if (call === undefined) this.#open.delete(ref);
+      else calls.push(call);
+    }
+    return calls;
   }
 
   /** Tells every open call that the pool was closed. */
   closeAll(): void {
     this.#closed = true;
-    for (const call of [...this.#open]) call.poolClosed?.();
+    for (const call of this.#calls()) call.poolClosed?.();
   }
 
   /** Counts work in flight until the returned release is called (once). */

@@ -58,7 +58,10 @@ export class Scheduler {
   readonly #onBusy: (busy: boolean) => void;
   /** Pieces queued or running. */
   #pieces = 0;
+  /** Items and pieces queued (not yet handed to a runner), by call: a call that ended takes its own out at once. */
+  readonly #queuedBy = new Map<ChunkOwner, { items: number; pieces: number }>();
   #queuedItems = 0;
+  #queuedPieces = 0;
   #drained = false;
   /** Waiters for room in the queue (maxQueue). */
   #roomWaiters: Array<{ items: number; resolve(): void }> = [];
@@ -87,7 +90,7 @@ export class Scheduler {
    * the free capacity takes at once (`items` cut into chunks of `chunksize`).
    */
   wouldWait(items: number, chunksize: number): number {
-    if (this.#queue.size > 0) return items;
+    if (this.#queuedPieces > 0) return items;
     // A child the backend can still start takes a chunk of its own.
     const free = Math.max(0, this.#backend.capacity - this.#queue.pending) + this.#backend.spare;
     return Math.max(0, items - free * chunksize);
@@ -100,19 +103,44 @@ export class Scheduler {
     return new Promise((resolve) => this.#roomWaiters.push({ items: threshold, resolve }));
   }
 
-  /** Queues `args` (items `start`… of `owner`'s call); `again`: the rest of a chunk that runs again. */
+  /** Queues `args` (items `start`… of `owner`'s call, unless it ended); `again`: the rest of a chunk that runs again. */
   submit(owner: ChunkOwner, tag: unknown, start: number, args: unknown[], again?: { exact: boolean; tries: Map<number, number> | undefined }): void {
     if (args.length === 0) return;
     const exact = again?.exact ?? false;
     const tries = again?.tries;
     const priority = again === undefined ? owner.priority : ahead(owner.priority);
     if (this.#pieces++ === 0) this.#onBusy(true);
+    const queued = this.#queuedBy.get(owner);
+    if (queued === undefined) this.#queuedBy.set(owner, { items: args.length, pieces: 1 });
+    else {
+      queued.items += args.length;
+      queued.pieces++;
+    }
     this.#queuedItems += args.length;
+    this.#queuedPieces++;
     const piece: Piece = { owner, tag, start, args, exact, tries, queuedAt: performance.now() };
     // No signal for p-queue: it would add a listener per queued chunk to one
     // signal (quadratic). A piece its call no longer wants ends when it comes up.
     void this.#queue.add(() => this.#run(piece), { priority });
-    this.#backend.setWaiting(this.#queue.size);
+    this.#backend.setWaiting(this.#queuedPieces);
+  }
+
+  /**
+   * `owner`'s call ended: its queued pieces no longer count as waiting
+   * (maxQueue, growth); they end when p-queue reaches them.
+   */
+  forget(owner: ChunkOwner): void {
+    const queued = this.#queuedBy.get(owner);
+    if (queued === undefined) return;
+    this.#queuedBy.delete(owner);
+    this.#unqueue(queued.items, queued.pieces);
+  }
+
+  #unqueue(items: number, pieces: number): void {
+    this.#queuedItems -= items;
+    this.#queuedPieces -= pieces;
+    this.#backend.setWaiting(this.#queuedPieces);
+    if (this.#roomWaiters.length > 0) this.#wakeRoom();
   }
 
   /**
@@ -144,9 +172,12 @@ export class Scheduler {
 
   async #run(piece: Piece): Promise<void> {
     const { owner, args } = piece;
-    this.#queuedItems -= args.length;
-    this.#backend.setWaiting(this.#queue.size);
-    if (this.#roomWaiters.length > 0) this.#wakeRoom();
+    const queued = this.#queuedBy.get(owner);
+    if (queued !== undefined) {
+      queued.items -= args.length;
+      if (--queued.pieces === 0) this.#queuedBy.delete(owner);
+      this.#unqueue(args.length, 1);
+    }
     try {
       if (!owner.wants(piece.start) || this.#drained) return;
       this.#counters.queueWait.record(performance.now() - piece.queuedAt);

@@ -324,10 +324,14 @@ export class ChildSet implements Backend {
 
   #onExited(child: Child, exit: ChildExit): void {
     this.#live.delete(child);
+    // Forgotten once its output is read: a long life of recycled children keeps none of them.
+    const port = this.#ports.get(child);
+    void port?.outputDone.then(() => this.#ports.delete(child));
     this.#sizing.busy(child);
-    if (this.#state === 'running' && !exit.requested) {
-      if (exit.startFailed) this.#break(exit);
-      else if (exit.from !== 'starting') {
+    // A module that does not load breaks the pool, also when the child was already retired (maxTasksPerChild while it started).
+    if (this.#state === 'running' && exit.startFailed) this.#break(exit);
+    else if (this.#state === 'running' && !exit.requested) {
+      if (exit.from !== 'starting') {
         // Below the minimum, or work waits: a replacement in its slot; else the pool just shrank.
         if (this.size + this.#respawning < this.#sizing.min || this.#waiting > 0) this.#replace(child);
       } else if (exit.signal === null) this.#break(exit);

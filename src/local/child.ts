@@ -142,7 +142,7 @@ export class Child implements EntryOwner {
   stop(skipQueued = false): void {
     if (this.#state === 'stopping' || this.#state === 'exited') return;
     this.#requested = true;
-    if (skipQueued) for (const entry of this.#line) if (entry.phase !== 'started') this.skipEntry(entry);
+    if (skipQueued) for (const entry of [...this.#line]) if (entry.phase !== 'started') this.skipEntry(entry);
     if (this.#state === 'starting' && this.#line.length === 0) {
       this.#enter('stopping');
       return this.#port.kill('SIGTERM');
@@ -246,8 +246,9 @@ export class Child implements EntryOwner {
         return;
       }
       case 'procpool:ready':
-        if (this.#state !== 'starting') return;
-        this.#enter('ready');
+        // A child retired while it started (it was handed its last items) still reports its start.
+        if (this.#state === 'starting') this.#enter('ready');
+        else if (this.#state !== 'draining') return;
         return this.#events.ready(this, message.tasks);
       case 'procpool:init-error':
         this.#startFailed = true;

@@ -96,21 +96,23 @@ class SpawnedChild implements ChildPort {
       // the one holding things up (the pipe is not back-pressured).
       this.outputDone = new Promise((resolve) => {
         let exited = false;
+        let finished = false;
         let idle: NodeJS.Timeout | undefined;
         const watch = (): void => {
           clearTimeout(idle);
-          if (!exited) return;
-          idle = setTimeout(() => (output.stdout!.writableNeedDrain || stdout.isPaused() ? watch() : resolve()), outputIdleMs);
+          if (!exited || finished) return;
+          idle = setTimeout(() => (output.stdout!.writableNeedDrain ? watch() : done()), outputIdleMs);
+        };
+        const done = (): void => {
+          finished = true;
+          clearTimeout(idle);
+          resolve();
         };
         stdout.on('data', watch);
         this.#process.once('exit', () => {
           exited = true;
           watch();
         });
-        const done = (): void => {
-          clearTimeout(idle);
-          resolve();
-        };
         stdout.once('close', done);
         stdout.once('error', done);
       });
@@ -138,12 +140,13 @@ class SpawnedChild implements ChildPort {
   /** Sends a message; false when a value in it cannot be cloned (the channel stays usable). */
   send(message: ParentMessage): boolean {
     try {
+      // A closed channel does not throw: send returns false and the callback
+      // gets the error; the exit handler then settles what was in flight.
       this.#process.send(message, undefined, undefined, () => undefined);
       return true;
-    } catch (error) {
-      if (error instanceof Error && /could not be cloned|DataCloneError/i.test(`${error.name} ${error.message}`)) return false;
-      // The channel is closed: the exit handler settles everything in flight.
-      return true;
+    } catch {
+      // It could not be serialized (DataCloneError) or framed: not sent, the channel is intact.
+      return false;
     }
   }
 
