@@ -20,6 +20,8 @@ import { ProgressReporter } from '../progress.js';
 import type { Attempt, Failure, Report } from './backend.js';
 import { unsendableItem, type CallContext } from './batch-call.js';
 import { AdaptiveChunksize } from './chunk-size.js';
+import { closeQuietly, isThenable, iterate } from './input.js';
+import { Results, type Part, type Sent } from './imap-results.js';
 import { countReport, failureError } from './outcome.js';
 import type { ChunkOwner } from './scheduler.js';
 
@@ -36,32 +38,7 @@ export interface ImapShape {
 /** One item's outcome, with its input position (settle mode). */
 export type Settled = { index: number; ok: true; value: unknown } | { index: number; ok: false; error: unknown };
 
-/** A chunk as submitted: counts toward the read-ahead until all of it is consumed. */
-interface Sent {
-  unconsumed: number;
-}
-
-/** Reported outcomes of consecutive items, waiting to be yielded. */
-interface Part {
-  start: number;
-  values: unknown[];
-  failed: Map<number, Failure> | undefined;
-  sent: Sent;
-}
-
 type State = 'new' | 'running' | 'ended';
-
-function iterate(items: unknown): Iterator<unknown> | AsyncIterator<unknown> {
-  const asyncFactory = (items as AsyncIterable<unknown> | null)?.[Symbol.asyncIterator];
-  if (typeof asyncFactory === 'function') return asyncFactory.call(items) as AsyncIterator<unknown>;
-  const factory = (items as Iterable<unknown> | null)?.[Symbol.iterator];
-  if (typeof factory === 'function') return factory.call(items) as Iterator<unknown>;
-  throw new TypeError(`Expected \`items\` to be an iterable or async iterable, got \`${String(items)}\` (${items === null ? 'null' : typeof items})`);
-}
-
-function isThenable(value: unknown): value is PromiseLike<IteratorResult<unknown>> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function';
-}
 
 const done: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
@@ -97,10 +74,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
   #room: (() => void) | undefined;
   #poolClosed = false;
   // The consumer's side.
-  readonly #ordered = new Map<number, Part>();
-  readonly #completed: Part[] = [];
-  #part: Part | undefined;
-  #next = 0;
+  readonly #results: Results;
   /** Pending next() calls waiting for a result (woken in the order they came). */
   #wake: Array<() => void> = [];
   /** The failure the call ends with, at its input position (ordered: the lowest). */
@@ -115,6 +89,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     this.#begin = begin;
     this.spread = shape.spread;
     this.stopAtError = !shape.settle;
+    this.#results = new Results(shape.ordered);
   }
 
   [Symbol.asyncIterator](): this {
@@ -126,20 +101,15 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     for (;;) {
       if (this.#state === 'ended') return done;
       if (this.#stopped !== undefined) throw this.#end(this.#stopped.error);
-      const part = this.#take();
-      if (part !== undefined) {
-        const index = this.#next++;
-        const at = index - part.start;
-        if (index + 1 === part.start + part.values.length) this.#consumed(part);
-        const failure = part.failed?.get(at);
+      const taken = this.#results.take(this.#failure?.index ?? Number.POSITIVE_INFINITY, this.#consumed);
+      if (taken !== undefined) {
+        const { index, value, failure } = taken;
         this.#progress!.add(1, failure === undefined ? 0 : 1);
-        if (this.#shape.settle) {
-          const record: Settled = failure === undefined ? { index, ok: true, value: part.values[at] } : { index, ok: false, error: failureError(failure) };
-          return { done: false, value: record };
-        }
-        return { done: false, value: part.values[at] };
+        if (!this.#shape.settle) return { done: false, value };
+        const record: Settled = failure === undefined ? { index, ok: true, value } : { index, ok: false, error: failureError(failure) };
+        return { done: false, value: record };
       }
-      if (this.#failure !== undefined && (!this.#shape.ordered || this.#next >= this.#failure.index)) throw this.#end(this.#failure.error);
+      if (this.#failure !== undefined && (!this.#shape.ordered || this.#results.next >= this.#failure.index)) throw this.#end(this.#failure.error);
       // Closed: what was queued is all there will be, even while the input is slow.
       if ((!this.#pumping || this.#poolClosed) && this.#unconsumedChunks === 0) {
         if (this.#exhausted && this.#partial.length === 0) {
@@ -194,9 +164,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     }
     if (this.#failure !== undefined && start + values.length > this.#failure.index) values = values.slice(0, Math.max(0, this.#failure.index - start));
     const part: Part = { start, values, failed, sent: tag as Sent };
-    if (values.length === 0) return this.#poke();
-    if (this.#shape.ordered) this.#ordered.set(start, part);
-    else this.#completed.push(part);
+    if (values.length > 0) this.#results.add(part);
     this.#poke();
   }
 
@@ -319,31 +287,13 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     return this.#state !== 'running' || this.#stopped !== undefined || this.#failure !== undefined || this.#poolClosed;
   }
 
-  /** The next part to yield from, if its turn has come. */
-  #take(): Part | undefined {
-    if (this.#part !== undefined) return this.#part;
-    if (this.#shape.ordered) {
-      if (this.#failure !== undefined && this.#next >= this.#failure.index) return undefined;
-      const part = this.#ordered.get(this.#next);
-      if (part === undefined) return undefined;
-      this.#ordered.delete(this.#next);
-      return (this.#part = part);
-    }
-    const part = this.#completed.shift();
-    if (part === undefined) return undefined;
-    this.#next = part.start;
-    return (this.#part = part);
-  }
-
-  #consumed(part: Part): void {
-    this.#part = undefined;
-    part.sent.unconsumed -= part.values.length;
-    if (part.sent.unconsumed > 0) return;
+  /** A chunk all of whose results were handed out: room for another. */
+  readonly #consumed = (): void => {
     this.#unconsumedChunks--;
     const room = this.#room;
     this.#room = undefined;
     room?.();
-  }
+  };
 
   #fail(index: number, error: unknown): void {
     if (this.#failure !== undefined && this.#failure.index <= index) return;
@@ -386,13 +336,5 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     this.#poke();
     if (!this.#exhausted) void closeQuietly(this.#source!);
     return error;
-  }
-}
-
-async function closeQuietly(source: Iterator<unknown> | AsyncIterator<unknown>): Promise<void> {
-  try {
-    await source.return?.();
-  } catch {
-    // The input's own clean-up failing must not hide the call's outcome.
   }
 }
