@@ -12,39 +12,14 @@
  */
 import type { AttemptEnd, ChunkJob } from '../engine/backend.js';
 import { deserializeThrown } from '../error-codec.js';
-import { TaskTimeoutError, WorkerExitError, type WorkerExitReason } from '../errors.js';
 import type { ResolvedPoolOptions } from '../options.js';
-import { DISCONNECTED_EXIT_CODE, isChildMessage, type ChildMessage, type RunMessage } from '../protocol.js';
+import { isChildMessage, type ChildMessage, type RunMessage } from '../protocol.js';
 import { checkSendable } from '../sendable.js';
+import { endAtExit, exitReason, type ChildExit, type ChildState, type KillReason } from './exit.js';
 import { Entry, type EntryOwner } from './ledger.js';
 import type { ChildPort } from './spawn.js';
 
-export type ChildState = 'starting' | 'ready' | 'draining' | 'stopping' | 'exited';
-
-/** Why the pool killed a child. */
-export type KillReason =
-  | { kind: 'none' }
-  | { kind: 'timeout'; entry: Entry; timeout: number }
-  | { kind: 'abort'; entry: Entry }
-  | { kind: 'channel-lost' }
-  | { kind: 'terminate' };
-
-/** How a child ended. */
-export interface ChildExit {
-  pid: number | undefined;
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  reason: WorkerExitReason;
-  /** The child's own fatal error (uncaught exception, failed start-up, spawn error), re-created. */
-  cause: unknown;
-  /** The module or the initializer failed (the child said so), or the process could not be spawned. */
-  startFailed: boolean;
-  /** The pool asked it to go (stop, terminate). */
-  requested: boolean;
-  /** The state it was in when it exited. */
-  from: ChildState;
-  stderr: string;
-}
+export type { ChildExit, ChildState, KillReason };
 
 /** What the owner of a child hears from it. */
 export interface ChildEvents {
@@ -324,48 +299,24 @@ export class Child implements EntryOwner {
     const from = this.#state;
     this.#state = 'exited';
     const stderr = this.#port.stderrTail;
-    const kill = this.#kill;
-    const reason: WorkerExitReason = /heap out of memory|Reached heap limit/i.test(stderr)
-      ? 'oom'
-      : exitCode === DISCONNECTED_EXIT_CODE || kill.kind === 'channel-lost'
-        ? 'disconnect'
-        : signal !== null
-          ? 'signal'
-          : 'exit';
     const cause = this.#fatal ?? this.#port.spawnError;
     const exit: ChildExit = {
       pid: this.pid,
       exitCode,
       signal,
-      reason,
+      reason: exitReason(exitCode, signal, stderr, this.#kill),
       cause,
       startFailed: this.#startFailed || this.#port.spawnError !== undefined,
       requested: this.#requested,
       from,
       stderr,
     };
-    for (const entry of this.#line.splice(0)) {
-      if (entry.phase !== 'started') {
-        entry.finish({ kind: 'ran', report: { values: [], failures: [] }, ms: 0 });
-        continue;
-      }
-      if (kill.kind === 'abort' && kill.entry === entry) {
-        entry.finish({ kind: 'aborted' });
-        continue;
-      }
-      const error = kill.kind === 'timeout' && kill.entry === entry ? new TaskTimeoutError(kill.timeout) : new WorkerExitError(exit, cause === undefined ? undefined : { cause });
-      // Killed to stop another chunk (that ended meanwhile): this one is no culprit.
-      const bystander = (kill.kind === 'timeout' || kill.kind === 'abort') && kill.entry !== entry;
-      // Killed by a signal, the child may have finished items it had not yet
-      // reported; with two or more unreported, which one ran is unknown.
-      const unreported = entry.job.args.length - entry.values.length;
-      const uncertain = bystander || (signal !== null && !entry.job.exact && unreported >= 2 && kill.kind !== 'terminate');
-      entry.finish({ kind: 'lost', report: entry.report, error, uncertain });
-    }
+    for (const entry of this.#line.splice(0)) entry.finish(endAtExit(entry, exit, this.#kill));
     this.#outbox = [];
     this.#updateRef();
     this.#events.exited(this, exit);
   }
+
 }
 
 /** The options a child is started with. */
