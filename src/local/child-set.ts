@@ -14,6 +14,7 @@ import type { ChildStats } from '../stats.js';
 import { Child, type ChildEvents, type ChildExit, type ChildInit } from './child.js';
 import { Entry } from './ledger.js';
 import { Sizing, depthFor } from './sizing.js';
+import { Starts } from './starts.js';
 import { spawnChild, type ChildPort, type SpawnPort } from './spawn.js';
 
 /** Start failures in a row (killed while starting) that break the pool. */
@@ -42,13 +43,10 @@ export class ChildSet implements Backend {
   #fitLater = false;
   #fitting = false;
   #startFailures = 0;
-  #readyCount = 0;
-  #tasks: string[] | undefined;
   #chunkMs: number | undefined;
   #depth = 1;
   #demand = false;
-  #whenTasks: Array<{ resolve(tasks: string[]): void; reject(error: unknown): void }> = [];
-  #whenReady: Array<{ resolve(): void; reject(error: unknown): void }> = [];
+  readonly #starts: Starts;
   #whenGone: Array<() => void> = [];
   /** Children's output, merged, when stdio is 'pipe'. */
   readonly stdout: PassThrough | undefined;
@@ -68,6 +66,7 @@ export class ChildSet implements Backend {
       exited: (child, exit) => this.#onExited(child, exit),
     };
     this.#sizing = new Sizing(options.minProcesses, options.processes, options.idleTimeout);
+    this.#starts = new Starts(options.minProcesses);
     this.#fit();
   }
 
@@ -96,16 +95,15 @@ export class ChildSet implements Backend {
 
   ready(): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#readyCount >= this.#sizing.min || this.#state !== 'running') return Promise.resolve();
-    return new Promise((resolve, reject) => this.#whenReady.push({ resolve, reject }));
+    if (this.#state !== 'running') return Promise.resolve();
+    return this.#starts.ready();
   }
 
   tasks(start = true): Promise<string[]> {
     if (this.#failure) return Promise.reject(this.#failure);
-    if (this.#tasks) return Promise.resolve(this.#tasks);
     // An elastic pool with no child yet starts one to learn its exports, when asked.
-    if (start && this.size === 0 && this.#state === 'running') this.#start(this.#freeSlot());
-    return new Promise((resolve, reject) => this.#whenTasks.push({ resolve, reject }));
+    if (start && this.#starts.tasks === undefined && this.size === 0 && this.#state === 'running') this.#start(this.#freeSlot());
+    return this.#starts.names();
   }
 
   /**
@@ -165,14 +163,14 @@ export class ChildSet implements Backend {
 
   stop(): Promise<void> {
     if (this.#state === 'running') this.#state = 'stopping';
-    this.#rejectStarts(new PoolClosedError('The pool was closed before its children were ready'));
+    this.#starts.reject(new PoolClosedError('The pool was closed before its children were ready'));
     for (const child of this.#live) child.stop();
     return this.#gone();
   }
 
   kill(): Promise<void> {
     if (this.#state !== 'broken') this.#state = 'terminated';
-    this.#rejectStarts(new PoolClosedError('The pool was terminated before its children were ready'));
+    this.#starts.reject(new PoolClosedError('The pool was terminated before its children were ready'));
     for (const child of this.#live) child.terminate();
     this.#changed();
     return this.#gone();
@@ -289,19 +287,9 @@ export class ChildSet implements Backend {
     for (const listener of this.#listeners) listener();
   }
 
-  #rejectStarts(error: unknown): void {
-    for (const waiter of this.#whenReady.splice(0)) waiter.reject(error);
-    for (const waiter of this.#whenTasks.splice(0)) waiter.reject(error);
-  }
-
   #onReady(child: Child, tasks: string[]): void {
     this.#startFailures = 0;
-    this.#readyCount++;
-    if (this.#tasks === undefined) {
-      this.#tasks = tasks;
-      for (const waiter of this.#whenTasks.splice(0)) waiter.resolve(tasks);
-    }
-    if (this.#readyCount >= this.#sizing.min) for (const waiter of this.#whenReady.splice(0)) waiter.resolve();
+    this.#starts.readied(tasks);
     this.#idle(child);
     this.#changed();
   }
@@ -356,7 +344,7 @@ export class ChildSet implements Backend {
     const why = exit.cause instanceof Error ? exit.cause.message : exit.signal ? `it was killed by ${exit.signal}` : `it exited with code ${String(exit.exitCode)}`;
     this.#failure = new PoolBrokenError(`Child processes cannot start: ${why}`, { ...(exit.cause === undefined ? {} : { cause: exit.cause }), stderr: exit.stderr });
     this.#state = 'broken';
-    this.#rejectStarts(this.#failure);
+    this.#starts.reject(this.#failure);
     for (const other of this.#live) other.terminate();
   }
 }

@@ -1,0 +1,57 @@
+/**
+ * What waits on children starting: `ready()` (the first `minProcesses`
+ * children ready) and the module's export names (known from the first child
+ * ready). Both are rejected once when the pool stops or breaks first.
+ */
+
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+/** Waiters on the children's start. */
+export class Starts {
+  readonly #min: number;
+  #readyCount = 0;
+  #tasks: string[] | undefined;
+  #whenReady: Array<Waiter<void>> = [];
+  #whenTasks: Array<Waiter<string[]>> = [];
+
+  /** `min`: children that must be ready for `ready()`. */
+  constructor(min: number) {
+    this.#min = min;
+  }
+
+  /** The export names, once a child reported them. */
+  get tasks(): string[] | undefined {
+    return this.#tasks;
+  }
+
+  /** Resolves when `min` children have been ready. */
+  ready(): Promise<void> {
+    if (this.#readyCount >= this.#min) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#whenReady.push({ resolve, reject }));
+  }
+
+  /** Resolves with the export names. */
+  names(): Promise<string[]> {
+    if (this.#tasks) return Promise.resolve(this.#tasks);
+    return new Promise((resolve, reject) => this.#whenTasks.push({ resolve, reject }));
+  }
+
+  /** A child is ready, with the module's export names. */
+  readied(tasks: string[]): void {
+    this.#readyCount++;
+    if (this.#tasks === undefined) {
+      this.#tasks = tasks;
+      for (const waiter of this.#whenTasks.splice(0)) waiter.resolve(tasks);
+    }
+    if (this.#readyCount >= this.#min) for (const waiter of this.#whenReady.splice(0)) waiter.resolve();
+  }
+
+  /** No child will start any more: every waiter rejects with `error`. */
+  reject(error: unknown): void {
+    for (const waiter of this.#whenReady.splice(0)) waiter.reject(error);
+    for (const waiter of this.#whenTasks.splice(0)) waiter.reject(error);
+  }
+}
