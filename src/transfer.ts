@@ -118,6 +118,9 @@ function tagOf(value: object): string {
 
 /** The class of `value` for a refusal's detail: its constructor's name (MessagePort's tag says EventTarget), else its tag. */
 function nameOf(value: object): string {
+  const tag = tagOf(value);
+  // 'Map Iterator' says more than its constructor's name (Iterator, from Node 22 on).
+  if (tag.endsWith(' Iterator')) return tag;
   try {
     const ctor: unknown = Object.getPrototypeOf(value)?.constructor;
     if (typeof ctor === 'function' && ctor !== Object && ctor.name) return ctor.name;
