@@ -44,6 +44,7 @@ export class BatchCall implements ChunkOwner, OpenCall {
   readonly #context: CallContext;
   readonly #results: unknown[];
   readonly #attempts = new Set<Attempt>();
+  #attempt: Attempt | undefined;
   readonly #progress: ProgressReporter;
   readonly #single: boolean;
   #state: State = 'running';
@@ -105,11 +106,14 @@ export class BatchCall implements ChunkOwner, OpenCall {
   }
 
   attach(attempt: Attempt): void {
-    this.#attempts.add(attempt);
+    // `apply`: one attempt at a time, no set to keep (its cost shows in a tiny call).
+    if (this.#single) this.#attempt = attempt;
+    else this.#attempts.add(attempt);
   }
 
   detach(attempt: Attempt): void {
-    this.#attempts.delete(attempt);
+    if (this.#attempt === attempt) this.#attempt = undefined;
+    else this.#attempts.delete(attempt);
   }
 
   accept(_tag: unknown, start: number, report: Report): void {
@@ -131,12 +135,14 @@ export class BatchCall implements ChunkOwner, OpenCall {
   /** Fails the call; its chunks not yet started are skipped. */
   fail(error: unknown): void {
     if (!this.#settle(false, error)) return;
+    this.#attempt?.skip();
     for (const attempt of this.#attempts) attempt.skip();
   }
 
   /** The caller's signal: running chunks are stopped too. */
   #abort(reason: unknown): void {
     if (!this.#settle(false, reason)) return;
+    this.#attempt?.abort(reason);
     for (const attempt of this.#attempts) attempt.abort(reason);
   }
 

@@ -18,7 +18,7 @@ export interface OpenCall {
 export class Registry {
   /** Held weakly: an imap iterator dropped half-way, with nothing in flight, is collected with its input and results. */
   readonly #open = new Set<WeakRef<OpenCall>>();
-  #opened = 0;
+  #sweepAt = 1024;
   readonly #onDemand: (on: boolean) => void;
   #holds = 0;
   #idle: Array<() => void> = [];
@@ -38,8 +38,11 @@ export class Registry {
    * so at once: no call slips past terminate() or close().
    */
   open(call: OpenCall): () => void {
-    // Now and then, the entries of calls already collected go.
-    if (++this.#opened % 1024 === 0) for (const ref of this.#open) if (ref.deref() === undefined) this.#open.delete(ref);
+    // When the set has doubled, the entries of calls already collected go (amortized: no sweep per call).
+    if (this.#open.size >= this.#sweepAt) {
+      for (const ref of this.#open) if (ref.deref() === undefined) this.#open.delete(ref);
+      this.#sweepAt = Math.max(1024, 2 * this.#open.size);
+    }
     const ref = new WeakRef(call);
     this.#open.add(ref);
     const close = (): void => void this.#open.delete(ref);
