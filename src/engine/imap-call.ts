@@ -82,6 +82,14 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
   /** Abort, terminate(), a broken pool: thrown at once, nothing more yielded. */
   #stopped: { error: unknown } | undefined;
 
+  /** A chunk all of whose results were handed out: room for another. */
+  readonly #consumed = (): void => {
+    this.#unconsumedChunks--;
+    const room = this.#room;
+    this.#room = undefined;
+    room?.();
+  };
+
   constructor(context: CallContext, items: unknown, shape: ImapShape, begin: () => Promise<{ task: string; options: ResolvedCallOptions }>) {
     this.#context = context;
     this.#items = items;
@@ -286,14 +294,6 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
   #halted(): boolean {
     return this.#state !== 'running' || this.#stopped !== undefined || this.#failure !== undefined || this.#poolClosed;
   }
-
-  /** A chunk all of whose results were handed out: room for another. */
-  readonly #consumed = (): void => {
-    this.#unconsumedChunks--;
-    const room = this.#room;
-    this.#room = undefined;
-    room?.();
-  };
 
   #fail(index: number, error: unknown): void {
     if (this.#failure !== undefined && this.#failure.index <= index) return;
