@@ -233,14 +233,19 @@ describe('elastic size', () => {
   });
 
   it('minProcesses 0: a script that makes calls and never closes its pool exits by itself', async () => {
-    const { code, stdout, stderr } = await runScript(parentScript, ['elastic']);
-    expect(code, stderr).toBe(0);
-    const out = JSON.parse(stdout) as { before: number; ran: number; doubled: number; children: number[] };
-    expect(out).toMatchObject({ doubled: 42, children: [out.ran] });
-    // The script and its children logged their starts; all are gone (a child once its parent left).
-    await until(() => leftOver(log).length === 0, 'the children of the script to exit');
+    await scriptExitsByItself('elastic');
   });
 });
+
+/** A parent script that makes calls and never closes its pool exits by itself, and its children with it. */
+async function scriptExitsByItself(mode: 'elastic' | 'shared'): Promise<void> {
+  const { code, stdout, stderr } = await runScript(parentScript, [mode]);
+  expect(code, stderr).toBe(0);
+  const out = JSON.parse(stdout) as { before: number; ran: number; doubled: number; children: number[] };
+  expect(out).toMatchObject({ doubled: 42, children: [out.ran] });
+  // The script and its children logged their starts; all are gone (a child once its parent left).
+  await until(() => leftOver(log).length === 0, 'the children of the script to exit');
+}
 
 describe('maxQueue', () => {
   it('calls that fit wait; the one past the limit rejects at once with QueueFullError and nothing of it runs', async () => {
@@ -439,11 +444,7 @@ describe('sharedPool', () => {
   });
 
   it('a script that only uses sharedPool exits by itself when idle', async () => {
-    const { code, stdout, stderr } = await runScript(parentScript, ['shared']);
-    expect(code, stderr).toBe(0);
-    const out = JSON.parse(stdout) as { before: number; ran: number; doubled: number; children: number[] };
-    expect(out).toMatchObject({ doubled: 42, children: [out.ran] });
-    await until(() => leftOver(log).length === 0, 'the children of the script to exit');
+    await scriptExitsByItself('shared');
   });
 });
 
