@@ -48,6 +48,8 @@ function post(message: ChildMessage): void {
 
 let rss = 0;
 let rssAt = Number.NEGATIVE_INFINITY;
+/** The reading that first crossed maxMemoryPerChild. */
+let rssOverLimit = 0;
 
 /**
  * Resident memory: read after every chunk when maxMemoryPerChild needs it,
@@ -58,6 +60,7 @@ function residentMemory(): number {
   if (memoryLimit !== Number.POSITIVE_INFINITY || now - rssAt > 100) {
     rss = process.memoryUsage.rss();
     rssAt = now;
+    if (rss > memoryLimit && !overLimit) rssOverLimit = rss;
   }
   return rss;
 }
@@ -188,7 +191,7 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
     if (index === args.length - 1) break;
     if (failure !== undefined && stopAtError) break;
     // Past maxMemoryPerChild: stop here; the parent sends the rest elsewhere and replaces this child.
-    if (memoryLimit !== Number.POSITIVE_INFINITY && process.memoryUsage.rss() > memoryLimit) {
+    if (memoryLimit !== Number.POSITIVE_INFINITY && residentMemory() > memoryLimit) {
       overLimit = true;
       break;
     }
@@ -200,9 +203,13 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
   }
   const rest = report;
   report = undefined;
-  const rss = residentMemory();
-  // Past the limit, this child runs nothing more: the parent sends the rest elsewhere.
-  if (rss > memoryLimit) overLimit = true;
+  // Once past the limit, the reading that crossed it is the one reported: the
+  // parent retires the child on the same figure that made it refuse work.
+  const rss = overLimit ? rssOverLimit : residentMemory();
+  if (rss > memoryLimit && !overLimit) {
+    overLimit = true;
+    rssOverLimit = rss;
+  }
   const head = queue[0];
   // Whatever comes next starts as soon as this message is out: one message instead of two.
   const next = head === undefined || skipped.has(head.id) || overLimit ? undefined : head.id;

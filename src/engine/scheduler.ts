@@ -141,6 +141,13 @@ export class Scheduler {
     this.#queuedPieces -= pieces;
     this.#backend.setWaiting(this.#queuedPieces);
     if (this.#roomWaiters.length > 0) this.#wakeRoom();
+    // Only pieces of ended calls wait, maybe for capacity that will not come
+    // (an elastic pool with no child): let them end now, each at once.
+    if (this.#queuedPieces === 0 && this.#queue.size > 0 && this.#backend.capacity === 0 && !this.#drained) {
+      this.#queue.concurrency = Number.POSITIVE_INFINITY;
+      this.#queue.start();
+      this.#fit();
+    }
   }
 
   /**

@@ -18,15 +18,19 @@ export function depthFor(chunkMs: number | undefined): number {
 
 /** The size policy of one pool, and its idle timers. */
 export class Sizing {
-  readonly min: number;
+  #min: number;
   #max: number;
   readonly #idleTimeout: number;
   readonly #timers = new Map<object, NodeJS.Timeout>();
 
   constructor(min: number, max: number, idleTimeout: number) {
-    this.min = min;
+    this.#min = min;
     this.#max = max;
     this.#idleTimeout = idleTimeout;
+  }
+
+  get min(): number {
+    return this.#min;
   }
 
   get max(): number {
@@ -35,12 +39,14 @@ export class Sizing {
 
   /** Whether the pool ever changes size by itself. */
   get elastic(): boolean {
-    return this.min < this.#max;
+    return this.#min < this.#max;
   }
 
-  /** Raises the most children (a shared pool asked for a larger size). */
+  /** Raises the most children (a shared pool asked for a larger size); a fixed size stays fixed. */
   grow(max: number): void {
-    this.#max = Math.max(this.#max, max);
+    if (max <= this.#max) return;
+    if (!this.elastic) this.#min = max;
+    this.#max = max;
   }
 
   /**
@@ -49,7 +55,7 @@ export class Sizing {
    * the minimum, and one per waiting chunk up to the maximum.
    */
   toStart(members: number, waiting: number): number {
-    const below = this.min - members;
+    const below = this.#min - members;
     if (below > 0) return below;
     return Math.max(0, Math.min(this.#max - members, waiting));
   }

@@ -46,6 +46,12 @@ export interface ChildPort {
   readonly outputDone: Promise<void>;
 }
 
+/** Whether anyone reads `stream` (a pipe, a 'data' or 'readable' listener, an async iterator). */
+function hasConsumer(stream: Writable): boolean {
+  const readable = stream as unknown as Readable;
+  return readable.readableFlowing !== null || readable.listenerCount('readable') > 0;
+}
+
 /** Starts a child process. */
 export type SpawnPort = (options: ResolvedPoolOptions, output: ChildOutput) => ChildPort;
 
@@ -101,7 +107,10 @@ class SpawnedChild implements ChildPort {
         const watch = (): void => {
           clearTimeout(idle);
           if (!exited || finished) return;
-          idle = setTimeout(() => (output.stdout!.writableNeedDrain ? watch() : done()), outputIdleMs);
+          // Held up by a consumer that reads slowly: wait for it. Nobody reading: done.
+          idle = setTimeout(() => (output.stdout!.writableNeedDrain && hasConsumer(output.stdout!) ? watch() : done()), outputIdleMs);
+          // Never what keeps the parent alive.
+          idle.unref();
         };
         const done = (): void => {
           finished = true;
