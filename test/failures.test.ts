@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Pool, PoolBrokenError, PoolClosedError, ResultTimeoutError, SerializationError, TaskTimeoutError, WorkerExitError, type PoolOptions } from 'procpool';
-import { byPid, childEnv, collect, leftOver, logStarts, loggedPids, readLines, readPid, rejection, settled, sleep, tempDir, until } from './fixtures/fault-helpers.js';
+import { byPid, childEnv, collect, leftOver, logStarts, loggedPids, readLines, readPid, rejection, settled, tempDir, until } from './fixtures/fault-helpers.js';
 
 const tasks = new URL('./fixtures/fault-tasks.mjs', import.meta.url);
 const fixture = (name: string): URL => new URL(`./fixtures/${name}`, import.meta.url);
@@ -249,7 +249,8 @@ describe('start-up failures break the pool once', () => {
     const starts = loggedPids(join(dir, 'starts')).length;
     expect(starts).toBeGreaterThanOrEqual(1);
     expect(starts).toBeLessThanOrEqual(2);
-    await sleep(1000);
+    // Every child it started has exited (a respawn loop would keep one alive), and none came after.
+    expect(await until(() => leftOver(join(dir, 'starts')).length === 0, 10_000)).toBe(true);
     expect(loggedPids(join(dir, 'starts'))).toHaveLength(starts);
     await expectBroken(pool);
     await pool.terminate();
@@ -266,7 +267,8 @@ describe('start-up failures break the pool once', () => {
     await pool.ready();
     expect(await rejection(pool.apply('exitNow', [3]))).toBeInstanceOf(WorkerExitError);
     expect(await rejection(pool.apply('echo', [1]))).toBeInstanceOf(PoolBrokenError);
-    await sleep(1000);
+    // Both children it started have exited (a respawn loop would keep one alive), and no third came.
+    expect(await until(() => leftOver(join(dir, 'starts')).length === 0, 10_000)).toBe(true);
     expect(loggedPids(join(dir, 'starts'))).toHaveLength(2);
     await expectBroken(pool);
     await pool.terminate();

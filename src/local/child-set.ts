@@ -177,7 +177,7 @@ export class ChildSet implements Backend {
   }
 
   /** Live children by slot, for `stats` (not those leaving: a replacement may share its predecessor's slot). */
-  children(): Array<ChildStats & { slot: number; busy: boolean; idle: boolean }> {
+  children(): Array<ChildStats & { slot: number; idle: boolean }> {
     const list = [...this.#live]
       .filter((child) => child.state !== 'draining' && child.state !== 'stopping')
       .map((child) => ({
@@ -186,7 +186,6 @@ export class ChildSet implements Backend {
         items: child.finished,
         restarts: this.#slotRestarts[child.slot] ?? 0,
         rss: child.rss,
-        busy: child.load > 0,
         idle: child.load === 0 && child.state === 'ready',
       }));
     return list.sort((a, b) => a.slot - b.slot);
