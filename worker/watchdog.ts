@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 
 // Required when started, while the task module loads, rather than before.
-const require = createRequire(import.meta.url);
+const load = createRequire(import.meta.url);
 
 const source = `
 const { workerData } = require('node:worker_threads');
@@ -26,7 +26,7 @@ let started = false;
 export function startWatchdog(every = 250): void {
   if (started) return;
   started = true;
-  const { Worker } = require('node:worker_threads') as typeof import('node:worker_threads');
+  const { Worker } = load('node:worker_threads') as typeof import('node:worker_threads');
   const worker = new Worker(source, {
     eval: true,
     workerData: { ppid: process.ppid, pid: process.pid, every },

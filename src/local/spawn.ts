@@ -11,7 +11,8 @@ import type { Readable, Writable } from 'node:stream';
 import type { ResolvedPoolOptions } from '../options.js';
 import type { ParentMessage } from '../protocol.js';
 
-const entry = new URL('../../worker/entry.js', import.meta.url);
+// Resolved from the bundle's dist/src/ (see scripts/build.mjs).
+const entry = new URL('../worker/entry.js', import.meta.url);
 const stderrTailBytes = 8192;
 /** After a child's exit, how long its piped stdout may stay silent (not back-pressured) before it counts as done. */
 const outputIdleMs = 2000;
