@@ -8,8 +8,9 @@
 import type { Settled } from '../engine/imap-call.js';
 import type { ErrorsFile } from './errors-file.js';
 import { parseLine, type InputLine } from './input.js';
-import { encodeResult, type ResultSink } from './output.js';
+import type { ResultSink } from './output.js';
 import type { FailureNotes } from './report.js';
+import { encodeResult } from './result-json.js';
 
 /** Where a batch sends what it settles. */
 export interface BatchTargets {
@@ -72,7 +73,7 @@ export class Batch {
     if (!record.ok) return this.#fail(sent.line, sent.text, true, record.error);
     let json: string;
     try {
-      json = encodeResult(record.value);
+      json = encodeResult(record.value, sent.line);
     } catch (error) {
       this.failedHere++;
       return this.#fail(sent.line, sent.text, true, error);

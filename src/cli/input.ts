@@ -3,6 +3,10 @@
  * a time with its line number (memory stays flat however large the file),
  * each line parsed into one item; and a cheap line count of a file for the
  * progress bar's total.
+ *
+ * Blank lines at the end of the input (an editor's or `echo`'s extra line
+ * break) are no items. A blank line with more input after it stays an item
+ * — a malformed one — so that output line i still answers input line i.
  */
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
@@ -86,14 +90,37 @@ export async function* readLines(stream: Readable, stop: AbortSignal): AsyncGene
   }
 }
 
-/** Lines in the file at `path`, counted on raw bytes (no decoding, no parsing). */
-export async function countLines(path: string, signal: AbortSignal): Promise<number> {
-  let count = 0;
-  let last = 0x0a;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal }) as AsyncIterable<Buffer>) {
-    for (let at = chunk.indexOf(0x0a); at >= 0; at = chunk.indexOf(0x0a, at + 1)) count++;
-    if (chunk.length > 0) last = chunk[chunk.length - 1]!;
+/** `lines` without the blank (whitespace-only) lines at the end; blank lines followed by more input pass through. */
+export async function* withoutTrailingBlankLines(lines: AsyncIterable<InputLine>): AsyncGenerator<InputLine, void, undefined> {
+  const held: InputLine[] = [];
+  for await (const input of lines) {
+    if (input.text.trim() === '') {
+      held.push(input);
+      continue;
+    }
+    yield* held;
+    held.length = 0;
+    yield input;
   }
-  // A last line without a line break still counts.
-  return last === 0x0a ? count : count + 1;
+}
+
+/** Space, tab, line feed, vertical tab, form feed, carriage return. */
+const blankBytes = new Set([0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d]);
+
+/** Lines in the file at `path` up to its last one that is not blank, counted on raw bytes (no decoding, no parsing). */
+export async function countLines(path: string, signal: AbortSignal): Promise<number> {
+  let lineBreaks = 0;
+  let lines = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal }) as AsyncIterable<Buffer>) {
+    let content = chunk.length - 1;
+    while (content >= 0 && blankBytes.has(chunk[content]!)) content--;
+    let before = lineBreaks;
+    for (let at = chunk.indexOf(0x0a); at >= 0; at = chunk.indexOf(0x0a, at + 1)) {
+      if (at < content) before++;
+      lineBreaks++;
+    }
+    // The line holding the chunk's last non-blank byte is the last item so far.
+    if (content >= 0) lines = before + 1;
+  }
+  return lines;
 }

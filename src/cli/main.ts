@@ -58,8 +58,12 @@ Examples:
 
 const exitNote = `
 
+Blank lines at the end of the input are no items. A result JSON cannot
+carry as it is (a Map, a typed array, NaN, Infinity, undefined) fails its item.
+
 Exit codes: 0 every item succeeded, 1 some failed, 2 usage error,
-130 interrupted (Ctrl-C: running items finish; a second Ctrl-C kills them).`;
+130 interrupted (Ctrl-C: running items finish; a second Ctrl-C kills them),
+141 the reader of standard output went away (\`| head -1\`): the run stops quietly.`;
 
 function addCommand(program: Command, name: 'map' | 'starmap'): void {
   const spread = name === 'starmap';

@@ -16,6 +16,7 @@ export class LineWriter {
   readonly #owned: boolean;
   readonly #name: string;
   #error: Error | undefined;
+  #beforeEachWrite: (() => void) | undefined;
 
   /** `owned`: ended on close (a file); otherwise only flushed (stdout). `name` is for error messages. */
   constructor(stream: Writable, owned: boolean, name: string) {
@@ -26,8 +27,14 @@ export class LineWriter {
     stream.on('error', (error: Error) => (this.#error ??= error));
   }
 
+  /** Calls `hook` before each line is written (the bar makes room when this stream shares its terminal). */
+  beforeEachWrite(hook: () => void): void {
+    this.#beforeEachWrite = hook;
+  }
+
   async write(line: string): Promise<void> {
     this.#throwIfFailed();
+    this.#beforeEachWrite?.();
     if (this.#stream.write(`${line}\n`)) return;
     await once(this.#stream, 'drain').catch(() => this.#throwIfFailed());
   }
@@ -63,13 +70,12 @@ export async function openOutput(path: string | undefined, fallback: Writable, w
   }
 }
 
-/** A result as JSON text; `undefined` becomes `null`. Throws for values JSON cannot hold (BigInt, cycles). */
-export function encodeResult(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? 'null';
-  } catch (error) {
-    throw new TypeError(`The result cannot be written as JSON: ${(error as Error).message}`, { cause: error });
+/** Whether `error` (or its cause) says that the reader of a pipe has gone: `… | head -1` read what it wanted. */
+export function isReaderGone(error: unknown): boolean {
+  for (let at = error, depth = 0; at instanceof Error && depth < 3; at = at.cause, depth++) {
+    if ((at as NodeJS.ErrnoException).code === 'EPIPE') return true;
   }
+  return false;
 }
 
 /** Where each item's outcome goes, by input line number. */

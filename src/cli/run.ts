@@ -7,7 +7,9 @@
  *   countLines(--input) ─► bar total          onProgress ─► bar          Ctrl-C ─► signals
  *
  * Everything that can be a usage error (exit code 2) is checked before any
- * input is read: the module, the task, the files.
+ * input is read: the module, the task, the files. When the reader of
+ * standard output goes away (`… | head -1`), the run stops as a Unix tool
+ * does: quietly, with the status of one that SIGPIPE killed.
  */
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
@@ -20,10 +22,10 @@ import type { PoolStats } from '../stats.js';
 import { Batch } from './batch.js';
 import { forwardChildOutput } from './child-output.js';
 import { ErrorsFile } from './errors-file.js';
-import { countLines, openInput, readLines } from './input.js';
+import { countLines, openInput, readLines, withoutTrailingBlankLines } from './input.js';
 import { UsageError, type CliOptions } from './options.js';
-import { LineWriter, OrderedResults, UnorderedResults, openOutput } from './output.js';
-import { startStatusLine } from './progress-bar.js';
+import { LineWriter, OrderedResults, UnorderedResults, isReaderGone, openOutput } from './output.js';
+import { sameTerminal, startStatusLine } from './progress-bar.js';
 import { FailureNotes, formatStats, formatSummary } from './report.js';
 import { onInterrupt } from './signals.js';
 import { childNodeOptions, resolveTaskModule } from './task-module.js';
@@ -35,8 +37,8 @@ export interface Io {
   stderr: NodeJS.WriteStream;
 }
 
-/** Exit codes. */
-export const exitCodes = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+/** Exit codes. `readerGone`: 128 + SIGPIPE, what a shell reports for a tool that a closed pipe stopped. */
+export const exitCodes = { ok: 0, failed: 1, usage: 2, interrupted: 130, readerGone: 141 } as const;
 
 /** Runs the batch; resolves with the exit code. Usage errors are thrown as UsageError. */
 export async function run(options: CliOptions, io: Io): Promise<number> {
@@ -61,6 +63,8 @@ export async function run(options: CliOptions, io: Io): Promise<number> {
 
   const bar = startStatusLine(io.stderr, options.progress, options.task);
   notes.log = (text) => bar.log(text);
+  // Results on the bar's own terminal: erased first, drawn again below them.
+  if (options.output === undefined && bar.drawsBar && sameTerminal(io.stdout, io.stderr)) output.beforeEachWrite(() => bar.makeRoom());
   const batch = new Batch({
     sink: options.unordered ? new UnorderedResults(output) : new OrderedResults(output),
     errors: errorsWriter === undefined ? undefined : new ErrorsFile(errorsWriter),
@@ -76,6 +80,15 @@ export async function run(options: CliOptions, io: Io): Promise<number> {
     cancel.abort(failFast);
   };
   let interrupted = false;
+  let readerGone = false;
+  const onOutputError = (error: Error): void => {
+    if (readerGone || !isReaderGone(error)) return;
+    // Nobody reads the results any more: stop now, children included (terminate awaits their exit).
+    readerGone = true;
+    stopInput.abort();
+    pool.terminate().catch(() => undefined);
+  };
+  if (options.output === undefined) io.stdout.on('error', onOutputError);
   const release = onInterrupt({
     stop: () => {
       interrupted = true;
@@ -88,16 +101,15 @@ export async function run(options: CliOptions, io: Io): Promise<number> {
     },
   });
   const counting = new AbortController();
-  if (options.input !== undefined && bar.drawsBar && (await stat(options.input)).isFile()) {
-    countLines(options.input, counting.signal).then((total) => bar.setTotal(total), () => undefined);
-  }
+  const counted = options.input !== undefined && bar.drawsBar && (await stat(options.input)).isFile();
+  if (counted) countLines(options.input!, counting.signal).then((total) => bar.setTotal(total), () => undefined);
 
   let failure: unknown;
   let stats: PoolStats;
   try {
     const outcomes = pool[settleEach](
       options.task,
-      batch.feed(readLines(input, stopInput.signal)),
+      batch.feed(withoutTrailingBlankLines(readLines(input, stopInput.signal))),
       {
         chunksize: options.chunksize,
         timeout: options.timeout,
@@ -113,28 +125,39 @@ export async function run(options: CliOptions, io: Io): Promise<number> {
       if (batch.halted) break;
     }
   } catch (error) {
-    const expected = error === failFast || (interrupted && error instanceof PoolError && error.code === 'PROCPOOL_CLOSED');
+    const closed = error instanceof PoolError && error.code === 'PROCPOOL_CLOSED';
+    const expected = error === failFast || ((interrupted || readerGone) && closed) || isReaderGone(error);
     if (!expected) failure = error;
+    if (isReaderGone(error)) readerGone = true;
   } finally {
     counting.abort();
     stats = pool.stats;
-    if (failure !== undefined || batch.halted) await pool.terminate();
+    if (failure !== undefined || batch.halted || readerGone) await pool.terminate();
     else {
       pool.close();
       await pool.join();
     }
   }
   bar.update(batch.settled, batch.failed);
-  bar.stop();
+  // Every line read: the total is known now, even if the count (a race with a short run) has not come back.
+  if (counted && failure === undefined && !batch.halted && !interrupted && !readerGone) bar.setTotal(batch.settled);
   for (const writer of [output, errorsWriter]) {
     try {
       await writer?.close();
     } catch (error) {
-      failure ??= error;
+      if (isReaderGone(error)) readerGone = true;
+      else failure ??= error;
     }
   }
   // Ctrl-C stays ours until everything is flushed.
   release();
+  io.stdout.off('error', onOutputError);
+  if (readerGone) {
+    // As `seq 1 1000000 | head -1`: nothing more to say, the pipe's reader asked for no more.
+    bar.discard();
+    return exitCodes.readerGone;
+  }
+  bar.stop();
 
   if (failure !== undefined) io.stderr.write(`procpool: ${failure instanceof Error ? failure.message : String(failure)}\n`);
   if (!options.quiet) {
