@@ -9,7 +9,7 @@ import { isCloneable } from './transfer.js';
 
 /** A thrown value on the wire: an Error as a plain object, or any other value as itself. */
 export type SerializedThrown =
-  | { kind: 'error'; error: Record<string, unknown>; builtin?: string }
+  | { kind: 'error'; error: Record<string, unknown>; builtin?: string; props?: Record<string, unknown> }
   | { kind: 'value'; value: unknown };
 
 const builtins = new Map<unknown, string>(
@@ -45,11 +45,40 @@ function errorToPlain(error: object): Record<string, unknown> {
   return { name: read('name') ?? 'Error', message: read('message') ?? '', stack: read('stack') ?? '' };
 }
 
+/** Keys serialize-error itself carries across (errors within errors). */
+const handled = new Set(['name', 'message', 'stack', 'cause', 'errors']);
+
+/**
+ * Own properties that cross as they are (a Date, a Map, a typed array, a
+ * BigInt): serialize-error turns them into JSON (a string, `{}`), which is lossy.
+ */
+function cloneableProps(error: object): Record<string, unknown> | undefined {
+  let props: Record<string, unknown> | undefined;
+  for (const key of Object.keys(error)) {
+    if (handled.has(key)) continue;
+    let value: unknown;
+    try {
+      value = (error as Record<string, unknown>)[key];
+    } catch {
+      continue;
+    }
+    const lossy = typeof value === 'bigint' || (typeof value === 'object' && value !== null && !(value instanceof Error) && isCloneable(value));
+    if (lossy) (props ??= {})[key] = value;
+  }
+  return props;
+}
+
 /** Makes a thrown value sendable, keeping as much of it as can be kept. */
 export function serializeThrown(thrown: unknown): SerializedThrown {
   if (thrown instanceof Error) {
     const builtin = builtinOf(thrown);
-    return { kind: 'error', error: errorToPlain(thrown), ...(builtin !== undefined && builtin !== 'Error' ? { builtin } : {}) };
+    const props = cloneableProps(thrown);
+    return {
+      kind: 'error',
+      error: errorToPlain(thrown),
+      ...(builtin !== undefined && builtin !== 'Error' ? { builtin } : {}),
+      ...(props === undefined ? {} : { props }),
+    };
   }
   if (isCloneable(thrown)) return { kind: 'value', value: thrown };
   if (typeof thrown === 'object' && thrown !== null) return { kind: 'error', error: errorToPlain(thrown) };
@@ -59,10 +88,16 @@ export function serializeThrown(thrown: unknown): SerializedThrown {
 /** Re-creates a thrown value on the receiving side. */
 export function deserializeThrown(serialized: SerializedThrown): unknown {
   if (serialized.kind === 'value') return serialized.value;
-  const { error, builtin } = serialized;
-  if (builtin === undefined || builtin === error.name) return deserializeError(error);
-  // Re-create the built-in class (so `instanceof TypeError` holds), then restore the custom name.
-  const revived = deserializeError({ ...error, name: builtin });
-  Object.defineProperty(revived, 'name', { value: error.name, enumerable: false, configurable: true, writable: true });
+  const { error, builtin, props } = serialized;
+  let revived: Error;
+  if (builtin === undefined || builtin === error.name) revived = deserializeError(error);
+  else {
+    // Re-create the built-in class (so `instanceof TypeError` holds), then restore the custom name.
+    revived = deserializeError({ ...error, name: builtin });
+    Object.defineProperty(revived, 'name', { value: error.name, enumerable: false, configurable: true, writable: true });
+  }
+  if (props !== undefined) {
+    for (const [key, value] of Object.entries(props)) Object.defineProperty(revived, key, { value, enumerable: true, configurable: true, writable: true });
+  }
   return revived;
 }

@@ -4,10 +4,15 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Progress } from './progress.js';
+import type { TaskName, UntypedModule } from './types.js';
 import { checkSendable } from './sendable.js';
+import { entryFlag, inheritedFlags } from './node-flags.js';
 
-/** Options of `new Pool(module, options)`. */
-export interface PoolOptions {
+/** An export name of `M`; a conditional type, so that `new Pool(url, options)` never infers `M` from it. */
+export type InitializerName<M> = M extends unknown ? TaskName<M> : never;
+
+/** Options of `new Pool<M>(module, options)`; `M` types the initializer's name. */
+export interface PoolOptions<M = UntypedModule> {
   /**
    * Number of child processes (integer ≥ 1).
    * @default os.availableParallelism()
@@ -39,7 +44,7 @@ export interface PoolOptions {
    */
   maxQueue?: number;
   /** Name of an export run once in each child (replacements too) before its first task. */
-  initializer?: string;
+  initializer?: InitializerName<M>;
   /**
    * Arguments of the initializer.
    * @default []
@@ -63,7 +68,7 @@ export interface PoolOptions {
   retries?: number;
   /**
    * Node flags of the children (loaders, `--max-old-space-size=…`).
-   * @default process.execArgv
+   * @default the parent's `process.execArgv`, less the flags of its own invocation (`-e`, `--inspect`, `--test`, `--watch`…)
    */
   nodeOptions?: readonly string[];
   /**
@@ -208,7 +213,7 @@ export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
   for (const key of Object.keys(given)) {
     if (!poolKeys.has(key)) throw new TypeError(`Unknown option \`${key}\`; known options: ${[...poolKeys].join(', ')}`);
   }
-  const { initializer, initArgs = [], nodeOptions = process.execArgv, env, cwd, stdio = 'inherit' } = given;
+  const { initializer, initArgs = [], nodeOptions = inheritedFlags(process.execArgv), env, cwd, stdio = 'inherit' } = given;
   if (initializer !== undefined && typeof initializer !== 'string') throw new TypeError(expected('initializer', 'the name of an exported function', initializer));
   if (initializer === '') throw new RangeError(expected('initializer', 'the name of an exported function', initializer));
   if (!Array.isArray(initArgs)) throw new TypeError(expected('initArgs', 'an array', initArgs));
@@ -217,6 +222,8 @@ export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
   if (!Array.isArray(nodeOptions) || nodeOptions.some((flag) => typeof flag !== 'string')) {
     throw new TypeError(expected('nodeOptions', 'an array of strings', nodeOptions));
   }
+  const entry = entryFlag(nodeOptions as string[]);
+  if (entry !== undefined) throw new RangeError(`Expected \`nodeOptions\` to be flags a child can run the worker with, got \`${entry}\`, which makes Node run something else`);
   if (env !== undefined) {
     checkObject('env', env);
     for (const [key, value] of Object.entries(env)) {

@@ -23,6 +23,7 @@ import { Scheduler } from './engine/scheduler.js';
 import { PoolClosedError, PoolStateError, QueueFullError } from './errors.js';
 import { growTo, lifecycle, settleEach } from './internal.js';
 import { ChildSet } from './local/child-set.js';
+import { typeScriptFlags } from './node-flags.js';
 import type { SpawnPort } from './local/spawn.js';
 import {
   defaultChunksize,
@@ -60,12 +61,14 @@ export class Pool<M = UntypedModule> {
   #broken = false;
 
   /** Starts `processes` children that load `module` (a path, a `file:` URL string or a URL). */
-  constructor(module: string | URL, options?: PoolOptions);
+  constructor(module: string | URL, options?: PoolOptions<M>);
   /** @internal Tests start scripted fake children through `spawn`. */
-  constructor(module: string | URL, options: PoolOptions | undefined, spawn: SpawnPort);
-  constructor(module: string | URL, options?: PoolOptions, spawn?: SpawnPort) {
+  constructor(module: string | URL, options: PoolOptions<M> | undefined, spawn: SpawnPort);
+  constructor(module: string | URL, options?: PoolOptions<M>, spawn?: SpawnPort) {
     const url = moduleUrl(module);
-    this.#options = resolvePoolOptions(options);
+    const resolved = resolvePoolOptions(options);
+    const loader = typeScriptFlags(url, resolved.nodeOptions);
+    this.#options = loader.length === 0 ? resolved : Object.freeze({ ...resolved, nodeOptions: Object.freeze([...loader, ...resolved.nodeOptions]) });
     this.#backend = new ChildSet(this.#options, url, spawn);
     this.#registry = new Registry((on) => this.#backend.setDemand(on));
     // Work in flight holds the registry: close() waits for it, and it keeps the parent alive.
@@ -89,7 +92,7 @@ export class Pool<M = UntypedModule> {
   }
 
   /** `new Pool(module, options)`, resolved once every child is ready. */
-  static async create<M = UntypedModule>(module: string | URL, options?: PoolOptions): Promise<Pool<M>> {
+  static async create<M = UntypedModule>(module: string | URL, options?: PoolOptions<M>): Promise<Pool<M>> {
     const pool = new Pool<M>(module, options);
     try {
       await pool.ready();

@@ -15,7 +15,7 @@ import type { UntypedModule } from './types.js';
 const pools = new Map<string, Pool<unknown>>();
 
 /** What tells two requests for a shared pool apart: every option but the most children. */
-function keyOf(url: string, options: PoolOptions): string {
+function keyOf(url: string, options: PoolOptions<unknown>): string {
   const { processes: _max, minProcesses: min, ...rest } = resolvePoolOptions(options);
   const { initArgs, env, cwd, ...plain } = rest;
   const sortedEnv = env === undefined ? undefined : Object.entries(env).sort(([a], [b]) => (a < b ? -1 : 1));
@@ -30,11 +30,11 @@ function keyOf(url: string, options: PoolOptions): string {
  * size, it is elastic from 0 to `os.availableParallelism()` children: it
  * costs nothing while idle and never keeps the process alive.
  */
-export function sharedPool<M = UntypedModule>(module: string | URL, options: PoolOptions = {}): Pool<M> {
+export function sharedPool<M = UntypedModule>(module: string | URL, options: PoolOptions<M> = {}): Pool<M> {
   const url = moduleUrl(module);
   const sized = options.processes !== undefined || options.minProcesses !== undefined || options.maxProcesses !== undefined;
-  const wanted: PoolOptions = sized ? options : { ...options, minProcesses: 0, maxProcesses: availableParallelism() };
-  const key = keyOf(url, wanted);
+  const wanted: PoolOptions<M> = sized ? options : { ...options, minProcesses: 0, maxProcesses: availableParallelism() };
+  const key = keyOf(url, wanted as PoolOptions<unknown>);
   const existing = pools.get(key);
   if (existing !== undefined && existing[lifecycle]() === 'running') {
     existing[growTo](resolvePoolOptions(wanted).processes);

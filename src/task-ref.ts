@@ -28,6 +28,22 @@ export function unknownTask(what: string, url: string, exports: readonly string[
   );
 }
 
+/**
+ * The error of a function named like an export that is not the export: a
+ * copy of the module loaded another way (a test runner's own module loader,
+ * two paths to one file) or a function of another module. Both look alike
+ * from here, and running a function by name alone could run other code.
+ */
+function copyOfExport(name: string, url: string): PoolError {
+  return new PoolError(
+    `Function ${name} is not the function ${url} exports as "${name}", though it has its name. ` +
+      `Either it comes from another module, or this process loaded the module a second time — ` +
+      `a test runner's own module loader (vitest, jest) does, and so do two paths to one file. ` +
+      `Pass the task by its export name instead: "${name}"`,
+    'PROCPOOL_UNKNOWN_TASK',
+  );
+}
+
 /** Resolves task references of one pool; the module is imported in the parent only when a function is passed. */
 export class TaskResolver {
   readonly #url: string;
@@ -74,8 +90,10 @@ export class TaskResolver {
     }
     this.#names ??= this.#importNames();
     const name = (await this.#names).get(task);
-    if (name === undefined) throw unknownTask(`Function ${task.name || '(anonymous)'}`, this.#url, await this.#exports());
-    return name;
+    if (name !== undefined) return name;
+    const exports = await this.#exports();
+    if (task.name !== '' && exports.includes(task.name)) throw copyOfExport(task.name, this.#url);
+    throw unknownTask(`Function ${task.name || '(anonymous)'}`, this.#url, exports);
   }
 
   async #importNames(): Promise<Map<unknown, string>> {
@@ -84,7 +102,11 @@ export class TaskResolver {
     try {
       mod = (await import(this.#url)) as Record<string, unknown>;
     } catch (error) {
-      throw new PoolError(`A task was passed as a function, but ${this.#url} cannot be imported in this process to find its name`, 'PROCPOOL_UNKNOWN_TASK', { cause: error });
+      throw new PoolError(
+        `A task was passed as a function, but ${this.#url} cannot be imported in this process to find its name: pass the task by its export name instead`,
+        'PROCPOOL_UNKNOWN_TASK',
+        { cause: error },
+      );
     }
     const commonjs = mod.default;
     if (typeof commonjs === 'object' && commonjs !== null) for (const [key, value] of Object.entries(commonjs)) names.set(value, key);

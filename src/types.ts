@@ -25,8 +25,21 @@ export type TaskArgs<M, K> = Parameters<TaskFunction<M, K>>;
 /** Awaited result of a task. */
 export type TaskResult<M, K> = Awaited<ReturnType<TaskFunction<M, K>>>;
 
-/** What `map`/`imap` pass to a task: its first parameter. */
-export type TaskItem<M, K> = TaskArgs<M, K> extends [] ? undefined : TaskArgs<M, K>[0];
+/** In place of an item type: `map` was given a task that needs more than one argument. */
+export interface UseStarmapForTasksOfSeveralArguments {
+  readonly 'procpool: map and imap pass one argument per item, and this task needs more: use starmap': never;
+}
+
+/**
+ * What `map`/`imap` pass to a task: its first parameter. A task with more
+ * than one required parameter cannot be mapped (Python raises TypeError).
+ */
+export type TaskItem<M, K> =
+  TaskArgs<M, K> extends []
+    ? undefined
+    : TaskArgs<M, K> extends [unknown, unknown, ...unknown[]]
+      ? UseStarmapForTasksOfSeveralArguments
+      : TaskArgs<M, K>[0];
 
 /** An iterable, or for `imap*`, an async iterable too. */
 export type MaybeAsyncIterable<T> = Iterable<T> | AsyncIterable<T>;

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
 import { DISCONNECTED_EXIT_CODE, isParentMessage, type ChildMessage, type InitMessage, type ItemsMessage, type RunMessage, type WireFailure } from '../src/protocol.js';
 import { findUnsendable } from '../src/transfer.js';
+import { locateSyntaxError } from './syntax-error.js';
 import { startWatchdog } from './watchdog.js';
 
 // Loaded when first needed, off every child's start-up path.
@@ -123,7 +124,9 @@ function collectTasks(mod: Record<string, unknown>): Map<string, TaskFn> {
 
 async function init(message: InitMessage): Promise<void> {
   try {
-    const loading = import(message.module);
+    const loading = import(message.module).catch((error: unknown) => {
+      throw locateSyntaxError(error, message.module);
+    });
     // While the module loads: a module stuck in a synchronous loop must not outlive the parent either.
     startWatchdog();
     const loaded = collectTasks((await loading) as Record<string, unknown>);

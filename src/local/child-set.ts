@@ -16,6 +16,7 @@ import { Entry } from './ledger.js';
 import { Sizing, depthFor } from './sizing.js';
 import { Starts } from './starts.js';
 import { spawnChild, type ChildPort, type SpawnPort } from './spawn.js';
+import { typeScriptHint } from '../node-flags.js';
 
 /** Start failures in a row (killed while starting) that break the pool. */
 const maxStartFailures = 5;
@@ -340,7 +341,14 @@ export class ChildSet implements Backend {
 
   /** Children cannot start: report it once and start no more. */
   #break(exit: ChildExit): void {
-    const why = exit.cause instanceof Error ? exit.cause.message : exit.signal ? `it was killed by ${exit.signal}` : `it exited with code ${String(exit.exitCode)}`;
+    const why =
+      (exit.cause as { code?: unknown } | undefined)?.code === 'ERR_UNKNOWN_FILE_EXTENSION' && /\.[cm]?ts$/.test(this.#init.moduleUrl)
+        ? typeScriptHint(this.#init.moduleUrl)
+        : exit.cause instanceof Error
+          ? exit.cause.message
+          : exit.signal
+            ? `it was killed by ${exit.signal}`
+            : `it exited with code ${String(exit.exitCode)}`;
     this.#failure = new PoolBrokenError(`Child processes cannot start: ${why}`, { ...(exit.cause === undefined ? {} : { cause: exit.cause }), stderr: exit.stderr });
     this.#state = 'broken';
     this.#starts.reject(this.#failure);
