@@ -117,7 +117,11 @@ describe('the README, run as written in a fresh project', () => {
     try {
       const lines = createInterface({ input: server.stdout });
       const url = await new Promise<string>((resolve, reject) => {
-        lines.once('line', (line) => resolve(/listening on (\S+)/.exec(line)?.[1] ?? reject(new Error(line))));
+        lines.once('line', (line) => {
+          const listening = /listening on (\S+)/.exec(line)?.[1];
+          if (listening === undefined) reject(new Error(`unexpected first line: ${line}`));
+          else resolve(listening);
+        });
         server.once('exit', (code) => reject(new Error(`server exited with ${String(code)}`)));
       });
       const response = await fetch(`${url}/?n=100000`);

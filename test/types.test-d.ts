@@ -1,6 +1,6 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { AsyncResult, Pool, type PoolStats, type WorkerExitError } from 'procpool';
-import { add, greet, norm, type Point } from './fixtures/api-typed-tasks.js';
+import { AsyncResult, Pool, sharedPool, type PoolOptions, type PoolStats, type WorkerExitError } from 'procpool';
+import { add, greet, label, norm, type Point } from './fixtures/api-typed-tasks.js';
 
 type Tasks = typeof import('./fixtures/api-typed-tasks.js');
 const url = new URL('./fixtures/api-typed-tasks.ts', import.meta.url);
@@ -112,5 +112,55 @@ describe('the rest of the surface', () => {
     expectTypeOf<WorkerExitError['reason']>().toEqualTypeOf<'exit' | 'signal' | 'oom' | 'disconnect'>();
     // @ts-expect-error a pool takes a module path or URL
     void new Pool<Tasks>(42);
+  });
+});
+
+describe('first hour: map of several arguments, typed initializer', () => {
+  const typed = new Pool<Tasks>(url);
+
+  it('map, imap and mapAsync refuse a task of two required parameters, even one whose first accepts anything', () => {
+    // @ts-expect-error label needs two arguments: use starmap
+    void typed.map('label', ['a']);
+    // @ts-expect-error label needs two arguments: use starmap
+    void typed.imap('label', ['a']);
+    // @ts-expect-error label needs two arguments: use starmap
+    void typed.imapUnordered('label', ['a']);
+    // @ts-expect-error label needs two arguments: use starmap
+    void typed.mapAsync('label', ['a']);
+    // @ts-expect-error add needs two arguments: use starmap
+    void typed.map('add', [1]);
+    // @ts-expect-error passed as the function, on a typed pool
+    void typed.map(label, ['a']);
+    // @ts-expect-error passed as the function, on an untyped pool
+    void untyped.mapAsync(label, ['a']);
+    expectTypeOf(typed.starmap('label', [['a', 'b']])).toEqualTypeOf<Promise<string[]>>();
+  });
+
+  it('map still takes a task whose second parameter is optional', () => {
+    expectTypeOf(typed.map('greet', ['a'])).toEqualTypeOf<Promise<string[]>>();
+    expectTypeOf(typed.imap(greet, ['a'])).toEqualTypeOf<AsyncIterableIterator<string>>();
+    expectTypeOf(untyped.map('anything', [1, 'a'])).toEqualTypeOf<Promise<unknown[]>>();
+  });
+
+  it('the initializer of a typed pool is one of its exported functions', () => {
+    // @ts-expect-error not an export
+    void new Pool<Tasks>(url, { initializer: 'nope' });
+    // @ts-expect-error an export, but not a function
+    void new Pool<Tasks>(url, { initializer: 'version' });
+    // @ts-expect-error not an export
+    void Pool.create<Tasks>(url, { initializer: 'nope' });
+    // @ts-expect-error not an export
+    void sharedPool<Tasks>(url, { initializer: 'nope' });
+    expectTypeOf(new Pool<Tasks>(url, { initializer: 'ping' })).toEqualTypeOf<Pool<Tasks>>();
+    expectTypeOf(sharedPool<Tasks>(url, { initializer: 'ping' })).toEqualTypeOf<Pool<Tasks>>();
+  });
+
+  it('an untyped pool takes any initializer name, and options never make it typed', () => {
+    expectTypeOf(new Pool(url, { initializer: 'anything' })).toEqualTypeOf<Pool>();
+    const someOptions: PoolOptions = { processes: 2, initializer: 'setup' };
+    expectTypeOf(new Pool(url, { ...someOptions })).toEqualTypeOf<Pool>();
+    expectTypeOf(new Pool(url, someOptions)).toEqualTypeOf<Pool>();
+    expectTypeOf(Pool.create(url, { ...someOptions, initializer: 'other' })).toEqualTypeOf<Promise<Pool>>();
+    expectTypeOf(sharedPool(url, someOptions)).toEqualTypeOf<Pool>();
   });
 });
