@@ -32,10 +32,8 @@ const result = await build({
   external: Object.keys(manifest.peerDependencies ?? {}),
   // Bundled CommonJS dependencies (the command line's) call require().
   banner: { js: "import { createRequire as __procpoolRequire } from 'node:module'; const require = __procpoolRequire(import.meta.url);" },
+  // Not minified: it loads no faster, and a stack trace's source line must stay readable.
   legalComments: 'none',
-  minifyWhitespace: true,
-  minifySyntax: true,
-  keepNames: true,
   metafile: true,
   logLevel: 'warning',
 });

@@ -43,9 +43,9 @@ export function entryFlag(flags: readonly string[]): string | undefined {
 
 const typeScript = new Set(['.ts', '.mts', '.cts']);
 
-/** Whether the flags name a module loader (tsx's, or any other). */
-function hasLoader(flags: readonly string[]): boolean {
-  return flags.some((flag) => /^(--import|--loader|--experimental-loader|--require|-r)(=|$)/.test(flag));
+/** Whether the flags already load TypeScript (tsx, or another known transpiler); a preload such as dotenv does not. */
+function hasTypeScriptLoader(flags: readonly string[]): boolean {
+  return flags.some((flag) => /tsx|ts-node|@swc-node|esbuild-register|@esbuild-kit|--experimental-(strip|transform)-types/.test(flag));
 }
 
 /** Whether this Node runs .ts files by itself (type stripping: Node 22.18, 23.6 and later). */
@@ -57,11 +57,11 @@ export function nodeStripsTypes(): boolean {
 /**
  * Flags that let children load a TypeScript module: tsx's loader when tsx is
  * installed (it handles what type stripping does not: enums, `./x.js`
- * naming `./x.ts`), none when the flags already name a loader or the module
- * is not TypeScript.
+ * naming `./x.ts`), none when the flags already load TypeScript or the
+ * module is not TypeScript.
  */
 export function typeScriptFlags(moduleUrl: string, flags: readonly string[]): string[] {
-  if (!typeScript.has(extname(fileURLToPath(moduleUrl))) || hasLoader(flags)) return [];
+  if (!typeScript.has(extname(fileURLToPath(moduleUrl))) || hasTypeScriptLoader(flags)) return [];
   try {
     return ['--import', import.meta.resolve('tsx')];
   } catch {

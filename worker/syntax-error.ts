@@ -15,7 +15,7 @@ export function locateSyntaxError(error: unknown, moduleUrl: string): unknown {
   // (JSON.parse) has the code's frames.
   const stack = typeof error.stack === 'string' ? error.stack : '';
   const frames = stack.split('\n').slice(1);
-  if (!stack.startsWith('SyntaxError:') || frames.some((frame) => !/^\s+at .*\(?node:internal\//.test(frame))) return error;
+  if (!stack.startsWith('SyntaxError:') || frames.some((frame) => !/^\s+at .*\(?node:/.test(frame))) return error;
   const file = fileURLToPath(moduleUrl);
   let location: string;
   try {

@@ -75,10 +75,25 @@ export class ChildSet implements Backend {
     return this.#failure;
   }
 
+  /**
+   * Starting children take work only while none is ready (at start-up, so
+   * that early calls wait in their pipes): once one is ready, an item never
+   * waits behind a booting replacement while a ready child could run it.
+   * What starting children already hold still counts, as p-queue counts it.
+   */
   get capacity(): number {
-    let usable = 0;
-    for (const child of this.#live) if (this.#usable(child)) usable++;
-    return usable * this.#depth;
+    let ready = 0;
+    let starting = 0;
+    let held = 0;
+    for (const child of this.#live) {
+      if (!this.#usable(child)) continue;
+      if (child.state === 'ready') ready++;
+      else {
+        starting++;
+        held += child.load;
+      }
+    }
+    return ready === 0 ? starting * this.#depth : ready * this.#depth + held;
   }
 
   get restarts(): number {
@@ -260,10 +275,17 @@ export class ChildSet implements Backend {
     if (this.#state !== 'running' || this.#fitting) return;
     this.#fitting = true;
     try {
-      while (this.#state === 'running' && this.#sizing.toStart(this.size + this.#respawning, this.#waiting) > 0) this.#start(this.#freeSlot());
+      while (this.#state === 'running' && this.#sizing.toStart(this.size + this.#respawning, this.#waiting - this.#startingEmpty()) > 0) this.#start(this.#freeSlot());
     } finally {
       this.#fitting = false;
     }
+  }
+
+  /** Starting children with nothing yet: each takes a waiting chunk once ready (capacity leaves them out until then). */
+  #startingEmpty(): number {
+    let empty = 0;
+    for (const child of this.#live) if (child.state === 'starting' && child.load === 0 && this.#usable(child)) empty++;
+    return empty;
   }
 
   /** An idle child of an elastic pool leaves after `idleTimeout`, down to the minimum. */
