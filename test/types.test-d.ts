@@ -40,6 +40,12 @@ describe('a pool typed by its module', () => {
     void pool.apply('ping', [1]);
     // @ts-expect-error arguments are required
     void pool.apply('add');
+    void pool.apply(
+      'add',
+      // @ts-expect-error spread arguments: the error is on them, not on the options after them
+      1,
+      2,
+    );
     // @ts-expect-error an item of the wrong type
     void pool.map('norm', [{ x: 1 }]);
     // @ts-expect-error a tuple of the wrong type
