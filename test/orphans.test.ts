@@ -5,7 +5,7 @@
  * calls close() exits by itself once its work is done.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -35,8 +35,12 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** How children are kept from outliving their parent: Linux's parent-death signal (through setpriv) where it exists, else a watchdog thread. */
+let guard: 'pdeathsig' | 'watchdog' = 'pdeathsig';
+
 function startParent(mode: string): Parent {
-  const parent = spawn(process.execPath, [script, mode, dir], { cwd: root, env: childEnv(join(dir, 'starts')), stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = { ...childEnv(join(dir, 'starts')), PROCPOOL_ORPHAN_GUARD: guard === 'watchdog' ? 'watchdog' : '' };
+  const parent = spawn(process.execPath, [script, mode, dir], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   parents.push(parent);
   let output = '';
   parent.stdout.on('data', (data: Buffer) => (output += data.toString()));
@@ -52,10 +56,21 @@ async function parentWithChildren(mode: string): Promise<{ parent: Parent; pids:
   const { pids } = JSON.parse(parent.output().split('\n')[0]!) as { pids: number[] };
   expect(pids).toHaveLength(2);
   expect(running(pids)).toEqual(pids);
+  if (process.platform === 'linux') {
+    // The guard the children really have (argv[3] of the worker).
+    const argv = readFileSync(`/proc/${pids[0]!}/cmdline`, 'utf8').split('\0');
+    expect(argv).toContain(guard === 'watchdog' || !hasSetpriv ? 'watchdog' : 'pdeathsig');
+  }
   return { parent, pids };
 }
 
-describe('orphans', () => {
+const hasSetpriv = process.platform === 'linux' && ['/usr/bin/setpriv', '/bin/setpriv'].some((path) => existsSync(path));
+
+describe.each(['pdeathsig', 'watchdog'] as const)('orphans (%s)', (kind) => {
+  beforeEach(() => {
+    guard = kind;
+  });
+
   it.each(['idle', 'busy'])('SIGKILL of the parent: %s children exit within 2 s', async (mode) => {
     const { parent, pids } = await parentWithChildren(mode);
     parent.process.kill('SIGKILL');

@@ -124,11 +124,9 @@ function collectTasks(mod: Record<string, unknown>): Map<string, TaskFn> {
 
 async function init(message: InitMessage): Promise<void> {
   try {
-    const loading = import(message.module).catch((error: unknown) => {
+    const loading = (message.module === preloaded?.url ? preloaded.loading : import(message.module)).catch((error: unknown) => {
       throw locateSyntaxError(error, message.module);
     });
-    // While the module loads: a module stuck in a synchronous loop must not outlive the parent either.
-    startWatchdog();
     const loaded = collectTasks((await loading) as Record<string, unknown>);
     memoryLimit = message.memoryLimit;
     moduleUrl = message.module;
@@ -308,3 +306,19 @@ function fatal(error: unknown): void {
 }
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);
+
+// What the parent put on the command line (local/spawn.ts): the module, so
+// that it loads while the init message is on its way; how this child is kept
+// from outliving its parent; the parent's pid.
+const [preloadUrl, guard, parentPid] = process.argv.slice(2);
+if (guard === 'pdeathsig') {
+  // The kernel kills this child when its parent dies, from the moment setpriv
+  // asked for it: a parent that died before that is gone already.
+  if (process.ppid !== Number(parentPid)) process.exit(DISCONNECTED_EXIT_CODE);
+} else {
+  // A module stuck in a synchronous loop while loading must not outlive the parent either.
+  startWatchdog();
+}
+const preloaded = preloadUrl === undefined ? undefined : { url: preloadUrl, loading: import(preloadUrl) as Promise<unknown> };
+// A load error is reported when the init message asks for the module, never as an unhandled rejection.
+preloaded?.loading.catch(() => undefined);

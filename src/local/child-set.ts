@@ -15,7 +15,8 @@ import { Child, type ChildEvents, type ChildExit, type ChildInit } from './child
 import { Entry } from './ledger.js';
 import { Sizing, depthFor } from './sizing.js';
 import { Starts } from './starts.js';
-import { spawnChild, type ChildPort, type SpawnPort } from './spawn.js';
+import { spawnLazily } from './deferred-port.js';
+import type { ChildPort, SpawnPort } from './spawn.js';
 import { typeScriptHint } from '../node-flags.js';
 
 /** Start failures in a row (killed while starting) that break the pool. */
@@ -53,7 +54,7 @@ export class ChildSet implements Backend {
   readonly stdout: PassThrough | undefined;
   readonly stderr: PassThrough | undefined;
 
-  constructor(options: ResolvedPoolOptions, moduleUrl: string, spawn: SpawnPort = spawnChild) {
+  constructor(options: ResolvedPoolOptions, moduleUrl: string, spawn: SpawnPort = spawnLazily) {
     this.#options = options;
     this.#init = { ...options, moduleUrl };
     this.#spawn = spawn;
@@ -244,7 +245,7 @@ export class ChildSet implements Backend {
   }
 
   #start(slot: number): Child {
-    const port = this.#spawn(this.#options, { stdout: this.stdout, stderr: this.stderr ?? process.stderr });
+    const port = this.#spawn(this.#init, { stdout: this.stdout, stderr: this.stderr ?? process.stderr });
     const child = new Child(port, this.#events, slot, this.#init);
     child.demand = this.#demand;
     this.#live.add(child);

@@ -5,14 +5,38 @@
  * sending on the raw IPC channel (execa's own messaging is slower and
  * disconnects for good on a failed send). The only home of execa.
  */
-import { execaNode } from 'execa';
-import type { ChildProcess } from 'node:child_process';
+import { execa } from 'execa';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { ResolvedPoolOptions } from '../options.js';
 import type { ParentMessage } from '../protocol.js';
 
 // Resolved from the bundle's dist/src/ (see scripts/build.mjs).
-const entry = new URL('../worker/entry.js', import.meta.url);
+const entry = fileURLToPath(new URL('../worker/entry.js', import.meta.url));
+
+/**
+ * Linux's parent-death signal, through util-linux's setpriv: a child is
+ * SIGKILLed by the kernel when its parent dies, even stuck in a synchronous
+ * loop, with no watchdog thread (~9.5 MiB and a thread start per child).
+ * Elsewhere, or without a setpriv that knows the flag, the child starts its
+ * watchdog thread instead.
+ */
+const setpriv = ((): string | undefined => {
+  // PROCPOOL_ORPHAN_GUARD=watchdog: the thread even where setpriv exists (a sandbox that refuses prctl).
+  if (process.platform !== 'linux' || process.env.PROCPOOL_ORPHAN_GUARD === 'watchdog') return undefined;
+  for (const path of ['/usr/bin/setpriv', '/bin/setpriv']) {
+    // Runs `setpriv --version`-cheap: an unknown flag fails, a known one runs `true` (~1 ms).
+    const probe = spawnSync(path, ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore', timeout: 5000 });
+    if (probe.status === 0) return path;
+  }
+  return undefined;
+})();
+
+/** How the child learns what to do before any message: argv[2] the module to load at once, argv[3] its orphan guard, argv[4] the parent's pid. */
+function workerArgs(moduleUrl: string): string[] {
+  return [entry, moduleUrl, setpriv === undefined ? 'watchdog' : 'pdeathsig', String(process.pid)];
+}
 const stderrTailBytes = 8192;
 /** After a child's exit, how long its piped stdout may stay silent (not back-pressured) before it counts as done. */
 const outputIdleMs = 2000;
@@ -54,7 +78,7 @@ function hasConsumer(stream: Writable): boolean {
 }
 
 /** Starts a child process. */
-export type SpawnPort = (options: ResolvedPoolOptions, output: ChildOutput) => ChildPort;
+export type SpawnPort = (options: ResolvedPoolOptions & { moduleUrl: string }, output: ChildOutput) => ChildPort;
 
 /** Starts the worker entry with execa. */
 export const spawnChild: SpawnPort = (options, output) => new SpawnedChild(options, output);
@@ -66,8 +90,10 @@ class SpawnedChild implements ChildPort {
   #stderrTail = '';
   #spawnError: Error | undefined;
 
-  constructor(options: ResolvedPoolOptions, output: ChildOutput) {
-    const subprocess = execaNode(entry, [], {
+  constructor(options: ResolvedPoolOptions & { moduleUrl: string }, output: ChildOutput) {
+    const node = [...options.nodeOptions, ...workerArgs(options.moduleUrl)];
+    const [file, args] = setpriv === undefined ? [process.execPath, node] : [setpriv, ['--pdeathsig', 'KILL', '--', process.execPath, ...node]];
+    const subprocess = execa(file, args, {
       // The IPC channel is Node's own ('ipc' in stdio), not execa's `ipc: true`:
       // that one also reads every message into a queue it drains one per
       // event-loop turn (execa lib/ipc/incoming.js), so a busy channel costs
@@ -78,7 +104,6 @@ class SpawnedChild implements ChildPort {
       buffer: false,
       cleanup: true,
       reject: false,
-      nodeOptions: [...options.nodeOptions],
       forceKillAfterDelay: 1000,
       ...(options.env === undefined ? {} : { env: options.env, extendEnv: false }),
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
