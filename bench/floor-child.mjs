@@ -2,9 +2,10 @@
 import * as tasks from './tasks.mjs';
 
 process.on('message', (message) => {
-  const { id, task, args } = message;
+  const { id, task, args, chunk } = message;
   try {
-    process.send({ id, ok: true, value: tasks[task](...args) });
+    // A chunk (the same-chunksize map): one message, one result array.
+    process.send({ id, ok: true, value: chunk === undefined ? tasks[task](...args) : chunk.map((item) => tasks[task](item)) });
   } catch (error) {
     process.send({ id, ok: false, error });
   }

@@ -9,6 +9,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 interface Job {
   task: string;
   args: unknown[];
+  /** Items of one chunk, sent in one message (`mapChunked`). */
+  chunk?: unknown[];
   resolve(value: unknown): void;
   reject(error: unknown): void;
 }
@@ -82,10 +84,22 @@ export class FloorPool {
 
   /** `task(...args)` in some child. */
   call(task: string, args: unknown[]): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ task, args, resolve, reject });
-      for (const worker of this.#workers) if (worker.ready && worker.busy === undefined) this.#feed(worker);
-    });
+    return new Promise((resolve, reject) => this.#enqueue({ task, args, resolve, reject }));
+  }
+
+  /** `task(item)` for each item, `chunksize` items a message: chunking at its simplest, for the same-chunksize figure. */
+  async mapChunked(task: string, items: unknown[], chunksize: number): Promise<unknown[]> {
+    const chunks: Array<Promise<unknown>> = [];
+    for (let i = 0; i < items.length; i += chunksize) {
+      const chunk = items.slice(i, i + chunksize);
+      chunks.push(new Promise((resolve, reject) => this.#enqueue({ task, args: [], chunk, resolve, reject })));
+    }
+    return (await Promise.all(chunks)).flat() as unknown[];
+  }
+
+  #enqueue(job: Job): void {
+    this.#queue.push(job);
+    for (const worker of this.#workers) if (worker.ready && worker.busy === undefined) this.#feed(worker);
   }
 
   /** Disconnects every child and waits until they have exited. */
@@ -102,6 +116,6 @@ export class FloorPool {
       this.#head = 0;
     }
     worker.busy = job;
-    worker.process.send({ id: this.#nextId++, task: job.task, args: job.args });
+    worker.process.send({ id: this.#nextId++, task: job.task, args: job.args, chunk: job.chunk });
   }
 }

@@ -22,6 +22,7 @@ interface Params {
   bytes: number;
   settleMs: number;
   counts: number[];
+  chunksize: number;
 }
 
 /** What the workloads need of a pool; both contenders are driven through it. */
@@ -39,7 +40,7 @@ function open(name: string, processes: number): Contender {
     return {
       ready: () => pool.ready(),
       call: (task, args) => pool.call(task, args),
-      map: (task, items) => Promise.all(items.map((item) => pool.call(task, [item]))),
+      map: (task, items, chunksize) => (chunksize === undefined ? Promise.all(items.map((item) => pool.call(task, [item]))) : pool.mapChunked(task, items, chunksize)),
       close: () => pool.close(),
     };
   }
@@ -203,6 +204,30 @@ const workloads: Record<string, Workload> = {
     const timedMs = median(timed);
     return { plainMs, timedMs, ratio: plainMs / timedMs };
   },
+
+  /** Ten calls right after a child died mid-item: none should wait for its replacement while the other child is free. */
+  'after-crash': (name, p) =>
+    withPool(name, p.processes, async (pool) => {
+      await pool.call('crash', []).catch(() => undefined);
+      const t0 = performance.now();
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => pool.call('inc', [i])));
+      const ms = performance.now() - t0;
+      check((results as number[]).reduce((a, b) => a + b, 0) === sumTo(10), 'after-crash');
+      return { ms };
+    }),
+
+  /** The same explicit chunksize on both sides: the per-chunk and per-item cost, without chunking policy. */
+  'map-chunk': (name, p) =>
+    withPool(name, p.processes, async (pool) => {
+      const items = Array.from({ length: p.n }, (_, i) => i);
+      const t0 = performance.now();
+      const results = (await pool.map('inc', items, p.chunksize)) as number[];
+      const elapsed = performance.now() - t0;
+      let sum = 0;
+      for (const r of results) sum += r;
+      check(sum === sumTo(p.n), 'map-chunk');
+      return { itemsPerSec: p.n / (elapsed / 1000) };
+    }),
 
   'map-c1': (name, p) => mapWorkload(name, p, 1),
   'map-default': (name, p) => mapWorkload(name, p, undefined),

@@ -146,7 +146,30 @@ def imap(p):
     return {"itemsPerSec": n / elapsed, "peakRssMib": peak}
 
 
+def crash():
+    os._exit(1)
+
+
+def after_crash(p):
+    with multiprocessing.Pool(p["processes"]) as pool:
+        pool.apply(inc, (0,))
+        before = {child.pid for child in multiprocessing.active_children()}
+        # The crashed item itself never settles in Python's Pool: not waited for.
+        pool.apply_async(crash)
+        # Until the crash is seen: one of the children is gone (the pool then starts another).
+        while before <= {child.pid for child in multiprocessing.active_children() if child.exitcode is None}:
+            time.sleep(0.001)
+        t0 = now()
+        results = [r.get() for r in [pool.apply_async(inc, (i,)) for i in range(10)]]
+        ms = (now() - t0) * 1000
+        assert sum(results) == 55
+        pool.terminate()
+    return {"ms": ms}
+
+
 WORKLOADS = {
+    "after-crash": after_crash,
+    "map-chunk": lambda p: mapping(p, p["chunksize"]),
     "startup": startup,
     "latency": latency,
     "apply": apply,

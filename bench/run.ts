@@ -60,7 +60,10 @@ interface Workload {
 
 const both: Contender[] = ['floor', 'procpool', 'python'];
 const workloads: Workload[] = [
+  { id: 'fresh', run: 'fresh', contenders: both, params: { processes } },
   { id: 'startup', run: 'startup', contenders: both, params: { processes, samples: size.startupSamples } },
+  { id: 'after-crash', run: 'after-crash', contenders: both, params: { processes } },
+  { id: 'map-chunk', run: 'map-chunk', contenders: both, params: { processes, n: size.mapDefault, chunksize: 2500 } },
   { id: 'latency', run: 'latency', contenders: both, params: { processes, ...size.latency } },
   { id: 'apply', run: 'apply', contenders: both, params: { processes, n: size.tiny } },
   { id: 'map-c1', run: 'map-c1', contenders: ['procpool', 'python'], params: { processes, n: size.tiny } },
@@ -85,10 +88,16 @@ const tsxArgs = process.execArgv.some((arg) => arg.includes('tsx')) ? process.ex
 
 function measure(contender: Contender, workload: Workload): Promise<Record<string, unknown>> {
   const params = contender === 'python' ? (workload.python ?? workload.params) : workload.params;
+  const script = (name: string): string => fileURLToPath(new URL(name, here));
+  // `fresh`: a user's script in a fresh process, run by plain node (no loader), its import included.
   const [command, args] =
-    contender === 'python'
-      ? ['python3', [fileURLToPath(new URL('./py_bench.py', here)), workload.run, JSON.stringify(params)]]
-      : [process.execPath, [...tsxArgs, fileURLToPath(new URL('./measure.ts', here)), contender, workload.run, JSON.stringify(params)]];
+    workload.run === 'fresh'
+      ? contender === 'python'
+        ? ['python3', [script('./fresh.py'), String(params.processes)]]
+        : [process.execPath, [script(`./fresh-${contender}.mjs`), String(params.processes)]]
+      : contender === 'python'
+        ? ['python3', [script('./py_bench.py'), workload.run, JSON.stringify(params)]]
+        : [process.execPath, [...tsxArgs, script('./measure.ts'), contender, workload.run, JSON.stringify(params)]];
   return new Promise((resolve) => {
     const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

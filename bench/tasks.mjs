@@ -16,3 +16,8 @@ export function echo(value) {
 export function fib(n) {
   return n < 2 ? n : fib(n - 1) + fib(n - 2);
 }
+
+/** Ends the child mid-item (the after-a-crash figure). */
+export function crash() {
+  process.exit(1);
+}
