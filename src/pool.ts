@@ -22,6 +22,7 @@ import { Registry } from './engine/registry.js';
 import { Scheduler } from './engine/scheduler.js';
 import { PoolClosedError, PoolStateError, QueueFullError } from './errors.js';
 import { growTo, lifecycle, settleEach } from './internal.js';
+import type { BackendFactory, PoolBackend } from './engine/backend.js';
 import { ChildSet } from './local/child-set.js';
 import type { SpawnPort } from './local/spawn.js';
 import {
@@ -48,7 +49,7 @@ type State = 'running' | 'closed' | 'terminated';
 /** A pool of child processes running the exported functions of one task module. */
 export class Pool<M = UntypedModule> {
   readonly #options: ResolvedPoolOptions;
-  readonly #backend: ChildSet;
+  readonly #backend: PoolBackend;
   readonly #scheduler: Scheduler;
   readonly #registry: Registry;
   readonly #tasks: TaskResolver;
@@ -61,12 +62,12 @@ export class Pool<M = UntypedModule> {
 
   /** Starts `processes` children that load `module` (a path, a `file:` URL string or a URL). */
   constructor(module: string | URL, options?: PoolOptions);
-  /** @internal Tests start scripted fake children through `spawn`. */
-  constructor(module: string | URL, options: PoolOptions | undefined, spawn: SpawnPort);
-  constructor(module: string | URL, options?: PoolOptions, spawn?: SpawnPort) {
+  /** @internal Tests start scripted fake children through `spawn`; `{ backend }` runs chunks elsewhere (procpool/cluster). */
+  constructor(module: string | URL, options: PoolOptions | undefined, spawn: SpawnPort | { backend: BackendFactory });
+  constructor(module: string | URL, options?: PoolOptions, spawn?: SpawnPort | { backend: BackendFactory }) {
     const url = moduleUrl(module);
     this.#options = resolvePoolOptions(options);
-    this.#backend = new ChildSet(this.#options, url, spawn);
+    this.#backend = typeof spawn === 'object' ? spawn.backend(this.#options, url) : new ChildSet(this.#options, url, spawn);
     this.#registry = new Registry((on) => this.#backend.setDemand(on));
     // Work in flight holds the registry: close() waits for it, and it keeps the parent alive.
     let release: (() => void) | undefined;
