@@ -21,7 +21,7 @@ import { ImapCall, type Settled } from './engine/imap-call.js';
 import { Registry } from './engine/registry.js';
 import { Scheduler } from './engine/scheduler.js';
 import { PoolClosedError, PoolStateError, QueueFullError } from './errors.js';
-import { growTo, lifecycle, settleEach } from './internal.js';
+import { growTo, lifecycle, settleEach, taskNames } from './internal.js';
 import type { BackendFactory, PoolBackend } from './engine/backend.js';
 import { ChildSet } from './local/child-set.js';
 import type { SpawnPort } from './local/spawn.js';
@@ -217,6 +217,11 @@ export class Pool<M = UntypedModule> {
   /** @internal Whether the pool takes work, for the shared-pool registry. */
   [lifecycle](): State | 'broken' {
     return this.#backend.failure === undefined ? this.#state : 'broken';
+  }
+
+  /** @internal The module's exported functions, as the children found them. */
+  [taskNames](): Promise<string[]> {
+    return this.#backend.tasks();
   }
 
   /** @internal Raises the most children. */
