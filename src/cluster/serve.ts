@@ -149,6 +149,15 @@ class Worker implements Server {
 
   /** One job: refused, dropped, or run and its outcome pushed. Throwing fails the job with that message. */
   async #run(job: TakenJob): Promise<void> {
+    try {
+      await this.#take(job);
+    } catch (error) {
+      if (error instanceof JobRefusedError) this.#log(`procpool worker: refused job ${job.id}: ${error.message}`);
+      throw error;
+    }
+  }
+
+  async #take(job: TakenJob): Promise<void> {
     const data = readJobData(job.data);
     if (data.module !== this.#identity.hash) {
       throw new JobRefusedError(`This worker serves another version of the module: the job is for module hash ${data.module}, ${this.#identity.url} here has hash ${this.#identity.hash}`);
