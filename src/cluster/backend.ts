@@ -282,7 +282,8 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
   /** Heartbeat, workers, and the jobs in flight. */
   async #refresh(): Promise<void> {
     try {
-      await this.#redis.set(this.#keys.caller(this.#caller), '1', 'PX', this.#settings.callerTtl);
+      // The heartbeat, and the results list's life with it: left by a caller that died, it expires.
+      await this.#redis.multi().set(this.#keys.caller(this.#caller), '1', 'PX', this.#settings.callerTtl).pexpire(this.#keys.results(this.#caller), this.#settings.callerTtl).exec();
       const workers = await readWorkers(this.#redis, this.#keys);
       const before = this.capacity;
       this.#workers = workers;
@@ -320,14 +321,18 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
     this.#state = 'stopped';
     clearInterval(this.#tick);
     this.#ready.resolve();
+    // The reader's pending BLPOP ends with its connection (it holds no handle after that).
     this.#reader.stop();
     this.#blocking.disconnect();
-    if (this.#redis.status === 'ready') {
-      await this.#redis.del(this.#keys.caller(this.#caller), this.#keys.results(this.#caller)).catch(() => undefined);
-    }
-    await Promise.race([this.#queue.close().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+    if (this.#redis.status === 'ready') await within(this.#redis.del(this.#keys.caller(this.#caller), this.#keys.results(this.#caller)), 1000);
+    await within(this.#queue.close(), 1000);
     await closeRedis(this.#redis);
-    await this.#reader.done;
     this.#changed();
   }
+}
+
+/** `promise`, or nothing after `ms` (Redis may be away while the pool closes); never rejects. */
+function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([promise.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
 }

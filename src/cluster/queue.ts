@@ -46,7 +46,7 @@ export function openQueue(connection: Redis, name: string): JobQueue {
 export interface TakenJob {
   readonly id: string;
   readonly data: unknown;
-  /** Times it was started, this one included: above 1, it ran before on a worker that was lost. */
+  /** Runs, this one included: above 1, it ran before on a worker that was lost (found stalled). */
   readonly runs: number;
 }
 
@@ -66,7 +66,7 @@ export interface JobTaker {
 }
 
 export function takeJobs(connection: Redis, name: string, concurrency: number, timing: DeliveryTiming, run: (job: TakenJob) => Promise<void>, onError: (error: Error) => void): JobTaker {
-  const worker = new Worker<JobData>(name, (job: Job<JobData>) => run({ id: job.id!, data: job.data, runs: job.attemptsStarted }), {
+  const worker = new Worker<JobData>(name, (job: Job<JobData>) => run({ id: job.id!, data: job.data, runs: Math.max(job.attemptsStarted, 1 + (job.stalledCounter ?? 0)) }), {
     connection,
     prefix: keyPrefix,
     concurrency,

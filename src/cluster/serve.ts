@@ -31,7 +31,7 @@ export interface ServeOptions {
   queue?: string;
   /** Node flags of the children (tsx's loader for a .ts module). */
   nodeOptions?: readonly string[];
-  /** How soon a lost worker's chunk runs elsewhere: lock 3 s, stalled check every 2 s, 1 stall allowed. */
+  /** How soon a lost worker's chunk runs elsewhere: lock 2.5 s, stalled check every 1.5 s, 1 stall allowed. */
   timing?: Partial<DeliveryTiming>;
   /** Where the worker says what it does. @default none */
   log?: (line: string) => void;
@@ -122,7 +122,8 @@ class Worker implements Server {
   }
 
   async #heartbeat(): Promise<void> {
-    if (this.#state !== 'serving' || this.#redis.status !== 'ready') return;
+    // Callers are checked while running chunks finish (stopping), announcements only while serving.
+    if (this.#state === 'stopped' || this.#redis.status !== 'ready') return;
     const me: Announcement = {
       id: this.id,
       host: hostname(),
@@ -136,7 +137,7 @@ class Worker implements Server {
       rss: process.memoryUsage.rss(),
     };
     try {
-      await announce(this.#redis, this.#keys, me, announceTtlMs);
+      if (this.#state === 'serving') await announce(this.#redis, this.#keys, me, announceTtlMs);
       // A caller that died: its running chunks stop (their outcome would have no reader).
       const callers = [...new Set([...this.#running.values()].map((running) => running.caller))];
       if (callers.length === 0) return;
@@ -178,8 +179,8 @@ class Worker implements Server {
       this.served.items += report.values.length;
       if (job.runs > 1) this.served.reruns++;
       const result: ChunkResult = { job: job.id, runs: job.runs, report: encodeValue(report), ms: performance.now() - started };
-      const key = this.#keys.results(data.caller);
-      await this.#redis.multi().rpush(key, JSON.stringify(result)).pexpire(key, resultTtlMs).exec();
+      // Only for a caller still there; the list lives as long as its heartbeat (the caller extends both).
+      await this.#redis.eval(pushIfCaller, 2, this.#keys.caller(data.caller), this.#keys.results(data.caller), JSON.stringify(result));
     } finally {
       this.#running.delete(job.id);
     }
@@ -213,8 +214,13 @@ class Worker implements Server {
   }
 }
 
-/** A results list left behind by a caller that died expires after this long (ms). */
-const resultTtlMs = 60_000;
+/** Pushes a result (ARGV[1]) to a caller's list (KEYS[2]) while its heartbeat (KEYS[1]) lives, for as long as it lives. */
+const pushIfCaller = `
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1`;
 
 /** Starts a worker: its children load the module; resolves once it serves the queue. */
 export async function serve(options: ServeOptions): Promise<Server> {
@@ -222,7 +228,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const redis = checkRedisUrl(options.redis);
   const identity = moduleIdentity(url, checkQueueName(options.queue));
   const log = options.log ?? (() => undefined);
-  const timing: DeliveryTiming = { lockDuration: 3000, stalledInterval: 2000, maxStalledCount: 1, ...options.timing };
+  const timing: DeliveryTiming = { lockDuration: 2500, stalledInterval: 1500, maxStalledCount: 1, ...options.timing };
   const pool = new Pool(url, { ...(options.processes === undefined ? {} : { processes: options.processes }), ...(options.nodeOptions === undefined ? {} : { nodeOptions: options.nodeOptions }) });
   let tasks: string[];
   try {
