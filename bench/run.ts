@@ -165,3 +165,6 @@ writeFileSync(`${resultsDir}scaling.svg`, out.scalingSvg);
 writeFileSync(`${resultsDir}throughput.svg`, out.throughputSvg);
 console.log(`\n${out.markdown}`);
 console.log(`written: bench/results/latest.md, latest.json, scaling.svg, throughput.svg (${info.seconds.toFixed(0)} s)`);
+
+// The cluster's figures beside these (skipped with a message without redis-server).
+spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./cluster.ts', here))], { stdio: 'inherit', env: process.env });

@@ -13,7 +13,11 @@ export type PoolErrorCode =
   | 'PROCPOOL_RESULT_TIMEOUT'
   | 'PROCPOOL_STATE'
   | 'PROCPOOL_UNKNOWN_TASK'
-  | 'PROCPOOL_QUEUE_FULL';
+  | 'PROCPOOL_QUEUE_FULL'
+  // procpool/cluster (src/cluster/errors.ts):
+  | 'PROCPOOL_CLUSTER_UNAVAILABLE'
+  | 'PROCPOOL_CHUNK_LOST'
+  | 'PROCPOOL_JOB_REFUSED';
 
 /** Base class of every error raised by the pool (not by a task). */
 export class PoolError extends Error {

@@ -11,3 +11,6 @@ export const lifecycle: unique symbol = Symbol('procpool.lifecycle');
 
 /** `pool[growTo](n)`: raises the pool's most children to `n` (a shared pool asked for more). */
 export const growTo: unique symbol = Symbol('procpool.growTo');
+
+/** `pool[taskNames]()`: the names of the module's exported functions, once a runner has loaded it. */
+export const taskNames: unique symbol = Symbol('procpool.taskNames');

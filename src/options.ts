@@ -178,7 +178,7 @@ export function checkCount(name: string, value: unknown, min: number, infinite =
 /** Longest delay a Node timer takes (2^31 - 1 ms); a longer one fires at once. */
 export const maxTimerMs = 2_147_483_647;
 
-function checkPositive(name: string, value: unknown): number {
+export function checkPositive(name: string, value: unknown): number {
   const what = `a positive number of milliseconds up to ${maxTimerMs}`;
   if (typeof value !== 'number') throw new TypeError(expected(name, what, value));
   if (!(value > 0) || value > maxTimerMs) throw new RangeError(expected(name, what, value));

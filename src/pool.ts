@@ -21,7 +21,8 @@ import { ImapCall, type Settled } from './engine/imap-call.js';
 import { Registry } from './engine/registry.js';
 import { Scheduler } from './engine/scheduler.js';
 import { PoolClosedError, PoolStateError, QueueFullError } from './errors.js';
-import { growTo, lifecycle, settleEach } from './internal.js';
+import { growTo, lifecycle, settleEach, taskNames } from './internal.js';
+import type { BackendFactory, PoolBackend } from './engine/backend.js';
 import { ChildSet } from './local/child-set.js';
 import { typeScriptFlags } from './node-flags.js';
 import type { SpawnPort } from './local/spawn.js';
@@ -49,7 +50,7 @@ type State = 'running' | 'closed' | 'terminated';
 /** A pool of child processes running the exported functions of one task module. */
 export class Pool<M = UntypedModule> {
   readonly #options: ResolvedPoolOptions;
-  readonly #backend: ChildSet;
+  readonly #backend: PoolBackend;
   readonly #scheduler: Scheduler;
   readonly #registry: Registry;
   readonly #tasks: TaskResolver;
@@ -62,14 +63,14 @@ export class Pool<M = UntypedModule> {
 
   /** Starts `processes` children that load `module` (a path, a `file:` URL string or a URL). */
   constructor(module: string | URL, options?: PoolOptions<M>);
-  /** @internal Tests start scripted fake children through `spawn`. */
-  constructor(module: string | URL, options: PoolOptions<M> | undefined, spawn: SpawnPort);
-  constructor(module: string | URL, options?: PoolOptions<M>, spawn?: SpawnPort) {
+  /** @internal Tests start scripted fake children through `spawn`; `{ backend }` runs chunks elsewhere (procpool/cluster). */
+  constructor(module: string | URL, options: PoolOptions<M> | undefined, spawn: SpawnPort | { backend: BackendFactory });
+  constructor(module: string | URL, options?: PoolOptions<M>, spawn?: SpawnPort | { backend: BackendFactory }) {
     const url = moduleUrl(module);
     const resolved = resolvePoolOptions(options);
     const loader = typeScriptFlags(url, resolved.nodeOptions);
     this.#options = loader.length === 0 ? resolved : Object.freeze({ ...resolved, nodeOptions: Object.freeze([...loader, ...resolved.nodeOptions]) });
-    this.#backend = new ChildSet(this.#options, url, spawn);
+    this.#backend = typeof spawn === 'object' ? spawn.backend(this.#options, url) : new ChildSet(this.#options, url, spawn);
     this.#registry = new Registry((on) => this.#backend.setDemand(on));
     // Work in flight holds the registry: close() waits for it, and it keeps the parent alive.
     let release: (() => void) | undefined;
@@ -219,6 +220,11 @@ export class Pool<M = UntypedModule> {
   /** @internal Whether the pool takes work, for the shared-pool registry. */
   [lifecycle](): State | 'broken' {
     return this.#backend.failure === undefined ? this.#state : 'broken';
+  }
+
+  /** @internal The module's exported functions, as the children found them. */
+  [taskNames](): Promise<string[]> {
+    return this.#backend.tasks();
   }
 
   /** @internal Raises the most children. */

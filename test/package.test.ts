@@ -4,11 +4,13 @@
  * every example of the README run there as written — ESM, CommonJS,
  * TypeScript, the server and the command line — so that none can rot.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisAvailable } from './cluster/gate.js';
+import { startRedis } from './cluster/redis.js';
 import { installProject, outsideTemp, packCleanCopy, repo, type Packed } from './fixtures/package/packed.js';
 import { exampleFiles, readmeBlocks, sectionBlocks, type Block } from './fixtures/package/readme.js';
 
@@ -138,8 +140,47 @@ describe('the README, run as written in a fresh project', () => {
     expect(run('bash', ['-euo', 'pipefail', '-c', commands!], dir, { npm_config_offline: 'true' })).toBe(expected);
   });
 
+  // The cluster section on one machine: a Redis of its own, two workers started as the README says, the caller.
+  (redisAvailable ? it : it.skip)(
+    'across machines: two workers and the caller, with bullmq and ioredis installed beside procpool',
+    async () => {
+      const dir = writeExample('Across machines', 'cluster');
+      const [commands] = sectionBlocks(blocks, 'Across machines', 'sh');
+      const [install, worker] = commands!.trim().split('\n') as [string, string];
+      expect(install).toMatch(/^npm install procpool bullmq@6 ioredis@5$/);
+      // The peers as the repository installed them (the versions its lock file pins), linked in rather
+      // than fetched: the test needs no network. procpool itself is the tarball's install.
+      for (const peer of ['bullmq', 'ioredis']) {
+        if (!existsSync(join(root, 'node_modules', peer))) symlinkSync(join(repo, 'node_modules', peer), join(root, 'node_modules', peer));
+      }
+      const redis = await startRedis();
+      const workers: ChildProcess[] = [];
+      try {
+        const [command, ...args] = worker.replaceAll('redis://10.0.0.5:6379', redis.url).split(' ') as [string, ...string[]];
+        expect(command).toBe('npx');
+        for (let i = 0; i < 2; i++) {
+          const child = spawn(join(root, 'node_modules/.bin', args[0]!), args.slice(1), { cwd: dir, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'inherit'] });
+          workers.push(child);
+          const lines = createInterface({ input: child.stdout! });
+          await new Promise<void>((resolve, reject) => {
+            lines.on('line', (line) => line.includes('procpool worker: serving') && resolve());
+            child.once('exit', (code) => reject(new Error(`worker exited with ${String(code)}`)));
+          });
+        }
+        const caller = readFileSync(join(dir, 'caller.mjs'), 'utf8').replaceAll('redis://10.0.0.5:6379', redis.url);
+        writeFileSync(join(dir, 'caller.mjs'), caller);
+        const [expected] = sectionBlocks(blocks, 'Across machines', 'text');
+        expect(run(process.execPath, ['caller.mjs'], dir)).toBe(expected);
+      } finally {
+        await Promise.all(workers.map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : (child.once('exit', resolve), child.kill('SIGTERM'))))));
+        await redis.stop();
+      }
+    },
+    120_000,
+  );
+
   it('every code block is run above, or is one the test names with the reason it is not', () => {
-    const run = new Set(['JavaScript (ES modules)', 'CommonJS', 'TypeScript', 'Inside a server', 'Batch scripts']);
+    const run = new Set(['JavaScript (ES modules)', 'CommonJS', 'TypeScript', 'Inside a server', 'Batch scripts', 'Across machines']);
     // Not examples of the package: what CI's own steps run, and screens that only show what a terminal looks like.
     const notRun: Array<[section: string, starts: string, why: string]> = [
       ['Install', 'npm install procpool', 'what the test itself does, from the tarball'],

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { collect, integerFrom, milliseconds, UsageError, type CliOptions } from './options.js';
 import { exitCodes, run } from './run.js';
+import { addWorkerCommand } from './worker.js';
 
 interface ParsedFlags {
   input?: string;
@@ -120,6 +121,7 @@ const program = new Command('procpool')
   .showHelpAfterError('(add --help for usage)');
 addCommand(program, 'map');
 addCommand(program, 'starmap');
+addWorkerCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,8 +3,11 @@
  * processes today, other machines through a job queue later. Calls and the
  * scheduler see only this interface.
  */
+import type { Readable } from 'node:stream';
 import type { PoolBrokenError } from '../errors.js';
+import type { ResolvedPoolOptions } from '../options.js';
 import type { WireFailure } from '../protocol.js';
+import type { ChildStats } from '../stats.js';
 
 /** How one item failed, parent side: as it came over the wire, or raised here (`local`). */
 export type Failure = WireFailure | { local: unknown };
@@ -80,3 +83,26 @@ export interface Backend {
   /** Stops every runner now. */
   kill(): Promise<void>;
 }
+
+/** What a Pool reads of its backend besides running chunks: sizes for stats and chunking, output, names. */
+export interface PoolBackend extends Backend {
+  /** Runners at most (children; a cluster's worker children): default chunking divides by it. */
+  readonly max: number;
+  /** Runners now. */
+  readonly size: number;
+  /** Runners with work. */
+  readonly busy: number;
+  /** Runners replaced (local), or chunks run again after their runner was lost (cluster). */
+  readonly restarts: number;
+  readonly stdout: Readable | undefined;
+  readonly stderr: Readable | undefined;
+  /** Runners, by slot, for `stats`. */
+  children(): Array<ChildStats & { idle: boolean }>;
+  /** Raises the most runners (a shared pool asked for more). */
+  growTo(max: number): void;
+  /** The task names, once known; `start`: a backend with no runner may start one to learn them. */
+  tasks(start?: boolean): Promise<string[]>;
+}
+
+/** Makes a pool's backend: `new Pool(module, options, { backend })` (internal) runs chunks elsewhere. */
+export type BackendFactory = (options: ResolvedPoolOptions, moduleUrl: string) => PoolBackend;

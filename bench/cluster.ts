@@ -1,0 +1,111 @@
+/**
+ * The cluster's figures beside the local pool's, in one run: Redis, the
+ * caller and two workers of one child each on this machine. Run by
+ * `npm run bench` after the local section (or alone: `tsx bench/cluster.ts`);
+ * skipped with a message when redis-server is not installed.
+ *
+ *   tiny items/s     map('double', n items), default chunking
+ *   apply p50        one apply's round trip, sequential
+ *   CPU speedup      starmap('countPrimes', ranges, chunksize 1) against serial
+ *   SIGKILL → done   a worker killed mid-chunk; its chunk completes elsewhere
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'procpool';
+import { ClusterPool } from 'procpool/cluster';
+import { countPrimes } from '../examples/tasks.ts';
+import { startRedis } from '../test/cluster/redis.ts';
+
+const quick = process.env.BENCH_QUICK === '1';
+const tasks = fileURLToPath(new URL('./cluster-tasks.ts', import.meta.url));
+const cli = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'NODE_OPTIONS' && name !== 'NODE_EXTRA_CA_CERTS'));
+type Tasks = typeof import('./cluster-tasks.ts');
+
+async function startWorker(redis: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [cli, 'worker', tasks, '--redis', redis, '-j', '1'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let seen = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes('procpool worker: serving')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`worker exited with ${code}: ${seen}`)));
+  });
+  return child;
+}
+
+async function tinyRate(pool: Pool<Tasks>, n: number): Promise<number> {
+  const items = Array.from({ length: n }, (_, i) => i);
+  await pool.map('double', items.slice(0, 1000));
+  const started = performance.now();
+  await pool.map('double', items);
+  return n / ((performance.now() - started) / 1000);
+}
+
+async function applyP50(pool: Pool<Tasks>, n: number): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < n + 20; i++) {
+    const started = performance.now();
+    await pool.apply('double', [i]);
+    if (i >= 20) times.push(performance.now() - started);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
+}
+
+const ranges = Array.from({ length: quick ? 4 : 8 }, (_, i): [number, number] => [i * 1_500_000, (i + 1) * 1_500_000]);
+
+async function cpuSpeedup(pool: Pool<Tasks>): Promise<number> {
+  let started = performance.now();
+  for (const [from, to] of ranges) countPrimes(from, to);
+  const serial = performance.now() - started;
+  started = performance.now();
+  await pool.starmap('countPrimes', ranges, { chunksize: 1 });
+  const parallel = performance.now() - started;
+  if (process.env.BENCH_DEBUG === '1') console.log({ serial, parallel, children: pool.stats.children });
+  return serial / parallel;
+}
+
+if (spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status !== 0) {
+  console.log('cluster bench skipped: redis-server is not installed (apt-get install -y redis-server).');
+  process.exit(0);
+}
+
+const redis = await startRedis();
+const workers = await Promise.all([startWorker(redis.url), startWorker(redis.url)]);
+const rows: Array<[string, string, string, string]> = [];
+try {
+  const n = quick ? 100_000 : 300_000;
+  const latencyN = quick ? 200 : 1000;
+  {
+    await using local = new Pool<Tasks>(tasks, { processes: 2, nodeOptions: ['--import', import.meta.resolve('tsx')] });
+    await using cluster = await ClusterPool.create<Tasks>(tasks, { redis: redis.url });
+    rows.push(['tiny items/s, map, default chunking', (await tinyRate(local, n)).toFixed(0), (await tinyRate(cluster, n)).toFixed(0), '≥ 150,000']);
+    rows.push(['apply round trip p50 (ms)', (await applyP50(local, latencyN)).toFixed(3), (await applyP50(cluster, latencyN)).toFixed(3), '≤ 3']);
+    rows.push(['CPU-bound speedup over serial', (await cpuSpeedup(local)).toFixed(2), (await cpuSpeedup(cluster)).toFixed(2), '≥ 1.7']);
+  }
+  {
+    // A worker SIGKILLed while it runs a chunk: time until that chunk's call completes on another.
+    const [victim, other] = workers as [ChildProcess, ChildProcess];
+    other.kill('SIGTERM');
+    await once(other, 'exit');
+    await using cluster = await ClusterPool.create<Tasks>(tasks, { redis: redis.url });
+    const call = cluster.apply('sleep', [2500]);
+    // The only worker runs it (it says so within a second); a fresh one stands by when the first is killed.
+    while (cluster.stats.busy === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    workers.push(await startWorker(redis.url));
+    const killedAt = performance.now();
+    victim.kill('SIGKILL');
+    await call;
+    rows.push(['worker SIGKILL → its chunk (2,500 ms of work) completed elsewhere (ms)', '—', (performance.now() - killedAt).toFixed(0), '≤ 10,000']);
+  }
+} finally {
+  for (const worker of workers) if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGTERM');
+  await Promise.all(workers.map((worker) => (worker.exitCode === null && worker.signalCode === null ? once(worker, 'exit') : undefined)));
+  await redis.stop();
+}
+console.log('\n### Across machines (procpool/cluster): Redis, caller and 2 workers × 1 child on this machine\n');
+console.log('| figure | local pool (2 children) | cluster | target |');
+console.log('|---|---:|---:|---|');
+for (const row of rows) console.log(`| ${row.join(' | ')} |`);

@@ -1,0 +1,85 @@
+/**
+ * `procpool worker <module> --redis <url>`: serves the module's queue with
+ * a local pool of children, until SIGTERM or Ctrl-C (running chunks finish;
+ * a second signal stops at once — their chunks then run again elsewhere).
+ * bullmq and ioredis are loaded only by this command.
+ */
+import { availableParallelism } from 'node:os';
+import { Option, type Command } from 'commander';
+import { integerFrom, milliseconds, collect, UsageError } from './options.js';
+import { childNodeOptions, resolveTaskModule } from './task-module.js';
+
+interface WorkerFlags {
+  redis?: string;
+  processes?: number;
+  queue?: string;
+  nodeOption?: string[];
+  lockDuration?: number;
+  stalledInterval?: number;
+}
+
+const help = `
+Each worker runs a pool of children for the module and takes chunks of
+work from the module's queue on Redis (a ClusterPool from procpool/cluster
+puts them there). Any number of workers, on any number of machines.
+
+Examples:
+  $ procpool worker ./tasks.ts --redis redis://10.0.0.5:6379 -j 8
+  $ PROCPOOL_REDIS=rediss://:secret@redis.internal:6380 procpool worker ./tasks.js
+
+Whoever can write to the Redis can make workers run the module's exported
+functions with arguments of their choosing: keep it private (a password,
+TLS, a private network). SIGTERM or Ctrl-C: running chunks finish, then the
+worker leaves; a second one stops at once.`;
+
+/** Adds the `worker` command to `program`. */
+export function addWorkerCommand(program: Command): void {
+  program
+    .command('worker')
+    .description("serve a module's chunks from a Redis queue (procpool/cluster) with a local pool of children")
+    .argument('<module>', 'task module: the same file the callers use (its content names the queue)')
+    .addOption(new Option('--redis <url>', 'redis:// or rediss:// URL (a password in it: prefer the environment variable)').env('PROCPOOL_REDIS'))
+    .option('-j, --processes <n>', 'child processes (default: the number of CPUs)', integerFrom(1))
+    .option('--queue <name>', 'serve this queue instead of <file name>-<content hash> (jobs for another module version are still refused)')
+    .option('--node-option <flag>', 'a Node flag for the children (repeatable)', collect)
+    .option('--lock-duration <ms>', "a chunk's lock; a lost worker's chunks run elsewhere within about lock + stalled interval (default 2500)", milliseconds)
+    .option('--stalled-interval <ms>', 'how often to look for chunks of lost workers (default 1500)', milliseconds)
+    .addHelpText('after', help)
+    .action(async (module: string, flags: WorkerFlags) => {
+      if (flags.redis === undefined) throw new UsageError('--redis <url> (or PROCPOOL_REDIS) is required');
+      const url = resolveTaskModule(module);
+      // Loaded here: the map and starmap commands never load bullmq or ioredis.
+      const { serve } = await import('../cluster/serve.js');
+      const log = (line: string): void => void process.stdout.write(`${line}\n`);
+      let server: Awaited<ReturnType<typeof serve>>;
+      try {
+        server = await serve({
+          module: url,
+          redis: flags.redis,
+          processes: flags.processes ?? availableParallelism(),
+          queue: flags.queue,
+          nodeOptions: childNodeOptions(url, flags.nodeOption ?? []),
+          timing: { ...(flags.lockDuration === undefined ? {} : { lockDuration: flags.lockDuration }), ...(flags.stalledInterval === undefined ? {} : { stalledInterval: flags.stalledInterval }) },
+          log,
+        });
+      } catch (error) {
+        if (error instanceof TypeError) throw new UsageError(error.message);
+        throw error;
+      }
+      let signals = 0;
+      const stopped = new Promise<void>((resolve) => {
+        const onSignal = (): void => {
+          signals++;
+          if (signals === 1) {
+            log('procpool worker: stopping (running chunks finish; signal again to stop now)');
+            void server.stop().then(resolve);
+          } else if (signals === 2) void server.kill().then(resolve);
+          else process.exit(130);
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+      await stopped;
+      log(`procpool worker: stopped after ${server.served.chunks} chunks (${server.served.items} items, ${server.served.reruns} run again after a lost worker)`);
+    });
+}

@@ -1,0 +1,52 @@
+/**
+ * Connections to Redis, on ioredis (the only home of ioredis). `redis://`
+ * or `rediss://` (TLS) URLs, with a password when the server wants one.
+ * Commands wait while the connection is down (no per-command retry limit,
+ * as BullMQ needs): the cluster bounds how long a call waits, not ioredis.
+ */
+import { Redis } from 'ioredis';
+
+export type { Redis };
+
+/** Checks a Redis URL: `redis://[user:password@]host[:port][/db]` or `rediss://…`. */
+export function checkRedisUrl(url: unknown): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = typeof url === 'string' ? new URL(url) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
+    throw new TypeError(`Expected \`redis\` to be a redis:// or rediss:// URL, got \`${String(url)}\` (${typeof url})`);
+  }
+  return parsed.href;
+}
+
+/** The URL with its password masked, for messages. */
+export function showRedisUrl(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.password !== '') parsed.password = '***';
+  return parsed.href;
+}
+
+/** A connection that reconnects for ever, at most a second apart; `name` shows in CLIENT LIST. */
+export function connectRedis(url: string, name: string): Redis {
+  const redis = new Redis(url, {
+    connectionName: name,
+    maxRetriesPerRequest: null,
+    retryStrategy: (times) => Math.min(50 * times, 1000),
+  });
+  // Errors surface as the connection's state; an unhandled 'error' would end the process.
+  redis.on('error', () => undefined);
+  return redis;
+}
+
+/** Closes a connection: politely while it is up, at once otherwise or after `graceMs`. */
+export async function closeRedis(redis: Redis, graceMs = 1000): Promise<void> {
+  if (redis.status === 'ready') {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([redis.quit().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+  }
+  redis.disconnect();
+}

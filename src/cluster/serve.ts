@@ -1,0 +1,244 @@
+/**
+ * A worker: a local Pool of children for one module, fed from the module's
+ * queue. It announces itself (capacity, task names) with a short TTL, runs
+ * each job's chunk on its pool, and pushes the outcome to the caller's
+ * results list. It drops jobs whose caller is gone or asked to stop them,
+ * and refuses (fails) jobs made for another version of the module or that
+ * it cannot read — and serves on.
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { serializeThrown } from '../error-codec.js';
+import { TaskTimeoutError, WorkerExitError } from '../errors.js';
+import { settleEach, taskNames } from '../internal.js';
+import { Pool } from '../pool.js';
+import { moduleUrl } from '../task-ref.js';
+import { announce, withdraw, type Announcement } from './announce.js';
+import { encodeValue, readArgs, readJobData, remoteFailure, type ChunkResult, type JobData, type RemoteReport } from './codec.js';
+import { JobRefusedError } from './errors.js';
+import { checkQueueName, moduleIdentity, QueueKeys, type ModuleIdentity } from './identity.js';
+import { takeJobs, type DeliveryTiming, type JobTaker, type TakenJob } from './queue.js';
+import { checkRedisUrl, closeRedis, connectRedis, showRedisUrl, type Redis } from './redis.js';
+
+/** Options of `serve()` (and of `procpool worker`). */
+export interface ServeOptions {
+  module: string | URL;
+  /** redis:// or rediss:// URL. */
+  redis: string;
+  /** Children of the local pool. @default os.availableParallelism() */
+  processes?: number;
+  /** Serve this queue instead of `<file name>-<hash>`; jobs for another module hash are still refused. */
+  queue?: string;
+  /** Node flags of the children (tsx's loader for a .ts module). */
+  nodeOptions?: readonly string[];
+  /** How soon a lost worker's chunk runs elsewhere: lock 2.5 s, stalled check every 1.5 s, 1 stall allowed. */
+  timing?: Partial<DeliveryTiming>;
+  /** Where the worker says what it does. @default none */
+  log?: (line: string) => void;
+}
+
+/** A running worker. */
+export interface Server {
+  readonly id: string;
+  readonly queue: string;
+  readonly tasks: readonly string[];
+  /** Chunks and items run so far; `reruns`: chunks that had run before on a worker that was lost. */
+  readonly served: { readonly chunks: number; readonly items: number; readonly reruns: number };
+  /** Takes no more jobs, finishes the running ones, then stops its children. */
+  stop(): Promise<void>;
+  /** Stops now; its running jobs run again elsewhere once their locks expire. */
+  kill(): Promise<void>;
+}
+
+/** Chunks taken at once per child: the next one is at hand when one ends. */
+const depth = 2;
+/** The announcement's TTL; renewed every third of it. */
+const announceTtlMs = 3000;
+
+type State = 'serving' | 'stopping' | 'stopped';
+
+interface Running {
+  controller: AbortController;
+  caller: string;
+}
+
+class Worker implements Server {
+  readonly id = randomUUID();
+  readonly queue: string;
+  readonly tasks: readonly string[];
+  readonly served = { chunks: 0, items: 0, reruns: 0 };
+  readonly #identity: ModuleIdentity;
+  readonly #keys: QueueKeys;
+  readonly #pool: Pool;
+  readonly #redis: Redis;
+  readonly #subscriber: Redis;
+  readonly #taker: JobTaker;
+  readonly #running = new Map<string, Running>();
+  readonly #beat: NodeJS.Timeout;
+  readonly #log: (line: string) => void;
+  readonly #processes: number;
+  #state: State = 'serving';
+  #stopped: Promise<void> | undefined;
+
+  constructor(identity: ModuleIdentity, pool: Pool, tasks: string[], redisUrl: string, timing: DeliveryTiming, log: (line: string) => void) {
+    this.#identity = identity;
+    this.queue = identity.queue;
+    this.tasks = tasks;
+    this.#keys = new QueueKeys(identity.queue);
+    this.#pool = pool;
+    this.#processes = pool.stats.processes;
+    this.#log = log;
+    this.#redis = connectRedis(redisUrl, 'procpool-worker');
+    this.#subscriber = connectRedis(redisUrl, 'procpool-worker-cancel');
+    void this.#subscriber.subscribe(this.#keys.cancelChannel).catch(() => undefined);
+    this.#subscriber.on('message', (_channel: string, jobId: string) => this.#running.get(jobId)?.controller.abort());
+    this.#taker = takeJobs(this.#redis, identity.queue, this.#processes * depth, timing, (job) => this.#run(job), (error) => log(`procpool worker: queue error: ${error.message}`));
+    this.#beat = setInterval(() => void this.#heartbeat(), announceTtlMs / 3);
+    void this.#heartbeat();
+  }
+
+  stop(): Promise<void> {
+    return (this.#stopped ??= this.#leave(false));
+  }
+
+  kill(): Promise<void> {
+    if (this.#state === 'stopped') return this.#stopped!;
+    return (this.#stopped = this.#leave(true));
+  }
+
+  async #leave(force: boolean): Promise<void> {
+    this.#state = 'stopping';
+    if (force) for (const running of this.#running.values()) running.controller.abort();
+    await this.#taker.close(force);
+    this.#state = 'stopped';
+    clearInterval(this.#beat);
+    if (this.#redis.status === 'ready') await withdraw(this.#redis, this.#keys, this.id).catch(() => undefined);
+    if (force) await this.#pool.terminate();
+    else {
+      this.#pool.close();
+      await this.#pool.join();
+    }
+    await Promise.all([closeRedis(this.#subscriber), closeRedis(this.#redis)]);
+  }
+
+  async #heartbeat(): Promise<void> {
+    // Callers are checked while running chunks finish (stopping), announcements only while serving.
+    if (this.#state === 'stopped' || this.#redis.status !== 'ready') return;
+    const me: Announcement = {
+      id: this.id,
+      host: hostname(),
+      pid: process.pid,
+      processes: this.#processes,
+      capacity: this.#processes * depth,
+      module: this.#identity.hash,
+      tasks: [...this.tasks],
+      items: this.served.items,
+      running: this.#running.size,
+      rss: process.memoryUsage.rss(),
+    };
+    try {
+      if (this.#state === 'serving') await announce(this.#redis, this.#keys, me, announceTtlMs);
+      // A caller that died: its running chunks stop (their outcome would have no reader).
+      const callers = [...new Set([...this.#running.values()].map((running) => running.caller))];
+      if (callers.length === 0) return;
+      const alive = await Promise.all(callers.map((caller) => this.#redis.exists(this.#keys.caller(caller))));
+      for (const running of this.#running.values()) if (alive[callers.indexOf(running.caller)] === 0) running.controller.abort();
+    } catch {
+      // Redis is away: ioredis reconnects, the next beat announces again.
+    }
+  }
+
+  /** One job: refused, dropped, or run and its outcome pushed. Throwing fails the job with that message. */
+  async #run(job: TakenJob): Promise<void> {
+    try {
+      await this.#take(job);
+    } catch (error) {
+      if (error instanceof JobRefusedError) this.#log(`procpool worker: refused job ${job.id}: ${error.message}`);
+      throw error;
+    }
+  }
+
+  async #take(job: TakenJob): Promise<void> {
+    const data = readJobData(job.data);
+    if (data.module !== this.#identity.hash) {
+      throw new JobRefusedError(`This worker serves another version of the module: the job is for module hash ${data.module}, ${this.#identity.url} here has hash ${this.#identity.hash}`);
+    }
+    const args = readArgs(data);
+    const replies = (await this.#redis.multi().exists(this.#keys.caller(data.caller)).exists(this.#keys.cancelled(job.id)).exec()) ?? [];
+    const alive = replies[0]?.[1];
+    const cancelled = replies[1]?.[1];
+    // Its caller is gone or stopped it: dropped (the job completes and is removed).
+    if (alive === 0 || cancelled === 1) return;
+    const running: Running = { controller: new AbortController(), caller: data.caller };
+    this.#running.set(job.id, running);
+    const started = performance.now();
+    try {
+      const report = await this.#runChunk(data, args, running.controller.signal);
+      if (report === undefined) return;
+      this.served.chunks++;
+      this.served.items += report.values.length;
+      if (job.runs > 1) this.served.reruns++;
+      const result: ChunkResult = { job: job.id, runs: job.runs, report: encodeValue(report), ms: performance.now() - started };
+      // Only for a caller still there; the list lives as long as its heartbeat (the caller extends both).
+      await this.#redis.eval(pushIfCaller, 2, this.#keys.caller(data.caller), this.#keys.results(data.caller), JSON.stringify(result));
+    } finally {
+      this.#running.delete(job.id);
+    }
+  }
+
+  /** The chunk on the local pool; undefined when it was stopped. A child's death ends it there, charged to that item (the caller's retries decide). */
+  async #runChunk(data: JobData, args: unknown[], signal: AbortSignal): Promise<RemoteReport | undefined> {
+    const report: RemoteReport = { values: [], failures: [] };
+    try {
+      const options = { signal, retries: 0, ...(data.timeout === null ? {} : { timeout: data.timeout }) };
+      for await (const record of this.#pool[settleEach](data.task, args, options, { ordered: true, spread: data.spread })) {
+        if (record.ok) {
+          report.values.push(record.value);
+          continue;
+        }
+        if (record.error instanceof WorkerExitError || record.error instanceof TaskTimeoutError) {
+          report.lost = serializeThrown(record.error);
+          break;
+        }
+        report.failures.push([report.values.length, remoteFailure(record.error)]);
+        report.values.push(undefined);
+        if (data.stopAtError) break;
+      }
+    } catch (error) {
+      if (signal.aborted) return undefined;
+      // The pool's own refusal (an unknown task): the next item fails with it.
+      report.failures.push([report.values.length, remoteFailure(error)]);
+      report.values.push(undefined);
+    }
+    return signal.aborted ? undefined : report;
+  }
+}
+
+/** Pushes a result (ARGV[1]) to a caller's list (KEYS[2]) while its heartbeat (KEYS[1]) lives, for as long as it lives. */
+const pushIfCaller = `
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl <= 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ttl)
+return 1`;
+
+/** Starts a worker: its children load the module; resolves once it serves the queue. */
+export async function serve(options: ServeOptions): Promise<Server> {
+  const url = moduleUrl(options.module);
+  const redis = checkRedisUrl(options.redis);
+  const identity = moduleIdentity(url, checkQueueName(options.queue));
+  const log = options.log ?? (() => undefined);
+  const timing: DeliveryTiming = { lockDuration: 2500, stalledInterval: 1500, maxStalledCount: 1, ...options.timing };
+  const pool = new Pool(url, { ...(options.processes === undefined ? {} : { processes: options.processes }), ...(options.nodeOptions === undefined ? {} : { nodeOptions: options.nodeOptions }) });
+  let tasks: string[];
+  try {
+    await pool.ready();
+    tasks = await pool[taskNames]();
+  } catch (error) {
+    await pool.terminate();
+    throw error;
+  }
+  const worker = new Worker(identity, pool, tasks, redis, timing, log);
+  log(`procpool worker: serving ${url} (exports: ${tasks.join(', ') || 'none'}) with ${pool.stats.processes} children on queue "${identity.queue}" at ${showRedisUrl(redis)}`);
+  return worker;
+}

@@ -1,0 +1,139 @@
+/**
+ * The Pool API through the cluster: real redis-server, real `procpool
+ * worker` processes. Ordered results across workers, the core calls,
+ * fidelity of values and errors, which code runs.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { Pool, PoolClosedError, SerializationError, TaskTimeoutError } from 'procpool';
+import { ClusterPool, ClusterUnavailableError, JobRefusedError } from 'procpool/cluster';
+import { describeCluster } from './gate.js';
+import { startWorker, stopWorkers, tasksModule, waitFor } from './harness.js';
+import { startRedis, type RedisServer } from './redis.js';
+
+type Tasks = typeof import('../fixtures/cluster-tasks.mjs');
+
+describeCluster('cluster: the Pool API across workers', () => {
+  let redis: RedisServer;
+  let pools: ClusterPool<Tasks>[] = [];
+  const open = (options: Partial<ConstructorParameters<typeof ClusterPool>[1]> = {}): ClusterPool<Tasks> => {
+    const pool = new ClusterPool<Tasks>(tasksModule, { redis: redis.url, pollInterval: 200, callerTtl: 2000, ...options });
+    pools.push(pool);
+    return pool;
+  };
+
+  beforeAll(async () => {
+    redis = await startRedis();
+  });
+  afterEach(async () => {
+    await Promise.all(pools.map((pool) => pool.terminate()));
+    pools = [];
+    await stopWorkers();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  it('returns ordered results across two workers, both of which ran chunks', async () => {
+    const [a, b] = await Promise.all([startWorker(redis.url), startWorker(redis.url)]);
+    const pool = open();
+    await pool.ready();
+    await waitFor('both workers announced', () => pool.stats.processes === 2);
+    const items = Array.from({ length: 40 }, (_, i) => i);
+    const pids = await pool.map('pid', items.map(() => undefined), { chunksize: 1 });
+    expect(new Set(pids)).toEqual(new Set([...a.children, ...b.children]));
+    expect(await pool.map('double', items)).toEqual(items.map((i) => i * 2));
+    expect(await pool.starmap('add', items.map((i) => [i, i] as [number, number]))).toEqual(items.map((i) => 2 * i));
+  });
+
+  it('offers the core calls: apply, the async forms, imap, task by function, stats, close/join, await using', async () => {
+    await startWorker(redis.url);
+    const tasks = (await import(tasksModule)) as Tasks;
+    {
+      await using pool = open();
+      expect(await pool.apply('add', [2, 3])).toBe(5);
+      expect(await pool.apply(tasks.double, [21])).toBe(42);
+      expect(await pool.applyAsync('add', [1, 1]).get()).toBe(2);
+      expect(await pool.mapAsync('double', [1, 2, 3]).get()).toEqual([2, 4, 6]);
+      expect(await pool.starmapAsync('add', [[1, 2], [3, 4]]).get()).toEqual([3, 7]);
+      const ordered: number[] = [];
+      for await (const value of pool.imap('double', [1, 2, 3, 4], { chunksize: 1 })) ordered.push(value);
+      expect(ordered).toEqual([2, 4, 6, 8]);
+      const unordered: number[] = [];
+      for await (const value of pool.imapUnordered('sleep', [30, 1, 20])) unordered.push(value);
+      expect(unordered.sort((x, y) => x - y)).toEqual([1, 20, 30]);
+      expect(pool.stats.completed).toBeGreaterThanOrEqual(14);
+      expect(pool.stats.children).toHaveLength(1);
+    }
+    const pool = open();
+    pool.close();
+    await expect(pool.apply('add', [1, 1])).rejects.toBeInstanceOf(PoolClosedError);
+    await pool.join();
+  });
+
+  it('carries values and errors with the local rules (compared with a local Pool)', async () => {
+    await startWorker(redis.url);
+    const pool = open();
+    await using local = new Pool<Tasks>(tasksModule, { processes: 1, nodeOptions: [] });
+    const value = { map: new Map<unknown, unknown>([[1, new Set([2n])]]), date: new Date(5), big: 2n ** 70n, bytes: new Uint8Array([1, 2, 3]), nested: [{ x: undefined }, null, -0] };
+    expect(await pool.apply('echo', [value])).toEqual(value);
+    const error = await pool.apply('failRich', ['boom']).catch((thrown: unknown) => thrown);
+    const localError = await local.apply('failRich', ['boom']).catch((thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(RangeError);
+    expect(error).toMatchObject({ name: 'RichError', message: 'boom', code: 'E_RICH' });
+    expect(error).toEqual(localError);
+    expect({ ...(error as object) }).toEqual({ ...(localError as object) });
+    expect((error as Error).cause).toMatchObject({ message: 'root cause' });
+    await expect(pool.map('failIfNegative', [1, -2, 3])).rejects.toThrow(TypeError);
+    const badArg = await pool.apply('echo', [{ f: () => 1 }]).catch((thrown: unknown) => thrown);
+    expect(badArg).toBeInstanceOf(SerializationError);
+    expect(badArg).toMatchObject({ direction: 'args', path: 'args[0].f' });
+    const badResult = await pool.apply('returnFunction').catch((thrown: unknown) => thrown);
+    expect(badResult).toBeInstanceOf(SerializationError);
+    expect(badResult).toMatchObject({ code: 'PROCPOOL_SERIALIZATION', direction: 'result' });
+    await expect(pool.apply('sleep', [5000], { timeout: 200 })).rejects.toBeInstanceOf(TaskTimeoutError);
+    expect(await pool.apply('add', [1, 2])).toBe(3);
+  });
+
+  it('fails a malformed job clearly, and the worker serves on', async () => {
+    const worker = await startWorker(redis.url);
+    const pool = open();
+    await pool.ready();
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue(pool.queue, { connection, prefix: 'procpool' });
+    try {
+      const job = await queue.add('echo', { v: 1, nonsense: true });
+      await waitFor('the malformed job failed', async () => (await queue.getJobState(job.id!)) === 'failed');
+      expect((await queue.getJob(job.id!))?.failedReason).toMatch(/Malformed job data: `module` is not a string/);
+      await waitFor('the worker saying it refused the job', () => /refused job/.test(worker.output()));
+      expect(await pool.apply('add', [20, 22])).toBe(42);
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
+  });
+
+  it('never runs another version of the module: its own queue, or a refusal on a shared one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'procpool-cluster-'));
+    const v1 = join(dir, 'tasks.mjs');
+    const v2 = join(dir, 'tasks-v2.mjs');
+    writeFileSync(v1, 'export const version = () => 1;\n');
+    writeFileSync(v2, 'export const version = () => 2;\n');
+    await startWorker(redis.url, [], v1);
+    await startWorker(redis.url, ['--queue', 'shared'], v1);
+    const own = new ClusterPool(v2, { redis: redis.url, pollInterval: 200, callerTtl: 2000, workerTimeout: 1500 });
+    const shared = new ClusterPool(v2, { redis: redis.url, pollInterval: 200, callerTtl: 2000, queue: 'shared' });
+    pools.push(own as ClusterPool<Tasks>, shared as ClusterPool<Tasks>);
+    const noWorker = await own.apply('version').catch((thrown: unknown) => thrown);
+    expect(noWorker).toBeInstanceOf(ClusterUnavailableError);
+    expect(noWorker).toMatchObject({ reason: 'no-worker' });
+    const refused = await shared.apply('version').catch((thrown: unknown) => thrown);
+    expect(refused).toBeInstanceOf(JobRefusedError);
+    expect((refused as Error).message).toMatch(/another version of the module/);
+    expect(readFileSync(v1, 'utf8')).toContain('1');
+  });
+});

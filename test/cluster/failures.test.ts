@@ -1,0 +1,161 @@
+/**
+ * The cluster's failure catalogue, one row per injected failure, against
+ * real processes: a worker SIGKILLed mid-chunk, the caller killed, Redis
+ * killed (and restarted), stops reaching a remote running item.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { PoolClosedError } from 'procpool';
+import { ClusterPool, ClusterUnavailableError, ChunkLostError } from 'procpool/cluster';
+import { describeCluster } from './gate.js';
+import { alive, cleanEnv, startWorker, stopWorkers, tasksModule, waitFor } from './harness.js';
+import { startRedis, type RedisServer } from './redis.js';
+
+type Tasks = typeof import('../fixtures/cluster-tasks.mjs');
+const caller = fileURLToPath(new URL('../fixtures/cluster-caller.mjs', import.meta.url));
+
+/** Lines of the runs log: `item pid ppid` per start. */
+function runs(dir: string): Array<{ item: number; pid: number; ppid: number }> {
+  const log = join(dir, 'runs.log');
+  if (!existsSync(log)) return [];
+  return readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((line) => {
+    const [item, pid, ppid] = line.split(' ').map(Number);
+    return { item: item!, pid: pid!, ppid: ppid! };
+  });
+}
+
+describeCluster('cluster: failures', () => {
+  let redis: RedisServer;
+  let pools: ClusterPool<Tasks>[] = [];
+  let dir: string;
+  const open = (options: Partial<ConstructorParameters<typeof ClusterPool>[1]> = {}): ClusterPool<Tasks> => {
+    const pool = new ClusterPool<Tasks>(tasksModule, { redis: redis.url, pollInterval: 200, callerTtl: 2000, ...options });
+    pools.push(pool);
+    return pool;
+  };
+  const items = (n: number, ms: number): Array<[string, number, number]> => Array.from({ length: n }, (_, i) => [dir, i, ms]);
+
+  beforeEach(async () => {
+    redis = await startRedis();
+    dir = mkdtempSync(join(tmpdir(), 'procpool-cluster-'));
+  });
+  afterEach(async () => {
+    await Promise.all(pools.map((pool) => pool.terminate()));
+    pools = [];
+    await stopWorkers();
+    await redis.stop();
+  });
+
+  it('a worker SIGKILLed mid-chunk: its chunks run again on another within 10 s (at least once, counted)', async () => {
+    const first = await startWorker(redis.url, ['-j', '2']);
+    const pool = open();
+    const call = pool.starmap('markThenSleep', items(2, 1500), { chunksize: 1 });
+    await waitFor('both chunks running on the first worker', () => runs(dir).length === 2);
+    await startWorker(redis.url);
+    const killedAt = performance.now();
+    first.signal('SIGKILL');
+    expect(await call).toEqual([0, 1]);
+    const elapsed = performance.now() - killedAt;
+    expect(elapsed).toBeLessThan(10_000);
+    const log = runs(dir);
+    expect(pool.stats.restarts, JSON.stringify(log)).toBe(2);
+    for (const item of [0, 1]) {
+      const ran = log.filter((run) => run.item === item);
+      expect(ran).toHaveLength(2);
+      expect(ran[0]!.ppid).toBe(first.pid);
+      expect(ran[1]!.ppid).not.toBe(first.pid);
+    }
+  });
+
+  it('the caller killed: workers drop its work within 30 s, and Redis is left clean', { timeout: 60_000 }, async () => {
+    await startWorker(redis.url);
+    await startWorker(redis.url);
+    const child = spawn(process.execPath, [caller, redis.url, tasksModule, dir], { env: cleanEnv, stdio: 'inherit' });
+    const exited = once(child, 'exit');
+    await waitFor('the caller’s work running', () => runs(dir).length >= 2);
+    child.kill('SIGKILL');
+    await exited;
+    const killedAt = performance.now();
+    const connection = new Redis(redis.url);
+    const queueName = `cluster-tasks.mjs-${(await connection.keys('procpool:cluster-tasks.mjs-*:meta'))[0]!.split(':')[1]!.split('-').pop()}`;
+    const queue = new Queue(queueName, { connection, prefix: 'procpool' });
+    try {
+      const leftovers = async (): Promise<string[]> =>
+        (await connection.keys('procpool:*')).filter((key) => !/:(meta|id|events|stalled-check|marker|@workers|@worker:[\w-]+)$/.test(key));
+      let seen = '';
+      await waitFor('no job, caller key or result left in Redis', async () => {
+        const counts = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'completed', 'failed');
+        const left = await leftovers();
+        seen = JSON.stringify({ counts, left });
+        return Object.values(counts).every((count) => count === 0) && left.length === 0;
+      }, 30_000).catch((error: Error) => {
+        throw new Error(`${error.message}: ${seen}`);
+      });
+      expect(performance.now() - killedAt).toBeLessThan(30_000);
+      expect(runs(dir).length).toBeLessThan(40);
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
+  });
+
+  it('Redis killed and restarted mid-call: the call completes with every item (re-run), or rejects typed; never hangs', async () => {
+    await startWorker(redis.url);
+    await startWorker(redis.url);
+    const pool = open({ unavailableTimeout: 30_000 });
+    const call = pool.starmap('markThenSleep', items(6, 700), { chunksize: 1 }).then(
+      (values) => ({ values }),
+      (error: unknown) => ({ error }),
+    );
+    await waitFor('work running', () => runs(dir).length >= 1);
+    await redis.stop('SIGKILL');
+    redis = await startRedis(redis.port);
+    const outcome = await call;
+    if ('values' in outcome) expect(outcome.values).toEqual([0, 1, 2, 3, 4, 5]);
+    else expect([ClusterUnavailableError, ChunkLostError].some((type) => outcome.error instanceof type)).toBe(true);
+    // Workers reconnected: the cluster serves again.
+    expect(await pool.apply('add', [1, 2])).toBe(3);
+  });
+
+  it('Redis gone for good: calls reject with ClusterUnavailableError after unavailableTimeout', async () => {
+    await startWorker(redis.url);
+    const pool = open({ unavailableTimeout: 1000 });
+    await pool.ready();
+    const call = pool.starmap('markThenSleep', items(2, 60_000), { chunksize: 1 });
+    await waitFor('work running', () => runs(dir).length >= 1);
+    await redis.stop('SIGKILL');
+    const error = await call.catch((thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(ClusterUnavailableError);
+    expect(error).toMatchObject({ code: 'PROCPOOL_CLUSTER_UNAVAILABLE', reason: 'redis' });
+    const later = await pool.apply('add', [1, 1]).catch((thrown: unknown) => thrown);
+    expect(later).toBeInstanceOf(ClusterUnavailableError);
+    // Back, so that the workers can leave cleanly.
+    redis = await startRedis(redis.port);
+  });
+
+  it('signal, timeout and terminate() stop the remote running item (its child is killed); the worker serves on', async () => {
+    await startWorker(redis.url);
+    const pool = open();
+    const controller = new AbortController();
+    const aborted = pool.apply('markThenSleep', [dir, 7, 60_000], { signal: controller.signal }).catch((thrown: unknown) => thrown);
+    await waitFor('the item running', () => existsSync(join(dir, 'started-7')));
+    const first = Number(readFileSync(join(dir, 'started-7'), 'utf8'));
+    controller.abort();
+    expect(await aborted).toMatchObject({ name: 'AbortError' });
+    await waitFor('the child running the aborted item gone', () => !alive(first));
+    expect(await pool.apply('add', [2, 2])).toBe(4);
+    const terminated = pool.apply('markThenSleep', [dir, 8, 60_000]).catch((thrown: unknown) => thrown);
+    await waitFor('the next item running', () => existsSync(join(dir, 'started-8')));
+    const second = Number(readFileSync(join(dir, 'started-8'), 'utf8'));
+    await pool.terminate();
+    expect(await terminated).toBeInstanceOf(PoolClosedError);
+    await waitFor('the child running the terminated item gone', () => !alive(second));
+  });
+});
