@@ -527,9 +527,11 @@ describe('(11) a child’s output is not truncated when it stops', () => {
     // nobody ever reads counts as done once idle: it must not hold up join().
     pool.stdout!.pause();
     const pid = (await pool.apply('pid')) as number;
-    // 200 KB: more than pool.stdout buffers, less than the pipes between it and the child hold,
-    // so the child finishes its write and exits while nothing is read.
-    const lines = 2500;
+    // More than pool.stdout buffers (its two sides: 2 × the high-water mark, 16 KiB on Node 20,
+    // 64 KiB from Node 22), so that the rest waits in the pipe from the child; less than that
+    // pipe holds besides (~14 KiB more were seen to fit on Node 24), so that the child
+    // finishes its write and exits while nothing is read.
+    const lines = Math.ceil((2 * pool.stdout!.readableHighWaterMark + 8192) / 80);
     expect(await within(pool.apply('printLines', [lines]), 10_000, 'printLines')).toBe(lines * 80);
     pool.close();
     const joined = settled(pool.join());
