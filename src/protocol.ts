@@ -37,6 +37,8 @@ export interface RunMessage {
   stopAtError: boolean;
   /** Report after every item, not every few ms: exact blame after an ambiguous death. */
   exact: boolean;
+  /** Items have a time limit: the parent times each from the latest report, so reports keep their pace. */
+  timed: boolean;
 }
 
 /** Parent → child: skip chunk `id` if it has not started (answered by a `done` with `skipped`). */

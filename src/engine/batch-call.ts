@@ -92,7 +92,10 @@ export class BatchCall implements ChunkOwner, OpenCall {
   #admit(items: unknown[], signal: AbortSignal | undefined): boolean {
     if (signal?.aborted) return !this.#settle(false, signal.reason);
     if (items.length === 0) return !this.#settle(true, this.#single ? undefined : []);
-    for (const item of items) {
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      // Numbers, strings, booleans, null: nothing to walk (most items of a big map).
+      if (item === null || (typeof item !== 'object' && typeof item !== 'function' && typeof item !== 'symbol')) continue;
       const error = unsendableItem(item, this.spread);
       if (error === undefined) continue;
       this.#context.counters.failed++;
