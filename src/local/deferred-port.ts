@@ -6,6 +6,7 @@
  * on the real child, in order.
  */
 import type { ParentMessage } from '../protocol.js';
+import { probeSetpriv } from './orphan-guard.js';
 import type { ChildOutput, ChildPort, SpawnPort } from './spawn.js';
 
 type ExitListener = (exitCode: number | null, signal: NodeJS.Signals | null) => void;
@@ -13,9 +14,12 @@ type ExitListener = (exitCode: number | null, signal: NodeJS.Signals | null) => 
 let spawner: Promise<SpawnPort> | undefined;
 let loaded: SpawnPort | undefined;
 
-/** Starts loading the spawner (once). */
+/** Starts loading the spawner (once), and probing for setpriv beside it. */
 function loadSpawner(): Promise<SpawnPort> {
-  spawner ??= import('./spawn.js').then((module) => (loaded = module.spawnChild));
+  spawner ??= Promise.all([import('./spawn.js'), probeSetpriv()]).then(([module, setpriv]) => {
+    module.useSetpriv(setpriv);
+    return (loaded = module.spawnChild);
+  });
   return spawner;
 }
 

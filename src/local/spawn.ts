@@ -6,7 +6,7 @@
  * disconnects for good on a failed send). The only home of execa.
  */
 import { execa } from 'execa';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Readable, Writable } from 'node:stream';
 import type { ResolvedPoolOptions } from '../options.js';
@@ -19,19 +19,15 @@ const entry = fileURLToPath(new URL('../worker/entry.js', import.meta.url));
  * Linux's parent-death signal, through util-linux's setpriv: a child is
  * SIGKILLed by the kernel when its parent dies, even stuck in a synchronous
  * loop, with no watchdog thread (~9.5 MiB and a thread start per child).
- * Elsewhere, or without a setpriv that knows the flag, the child starts its
- * watchdog thread instead.
+ * Set from orphan-guard.ts's probe before the first child starts; without it
+ * the child starts its watchdog thread instead.
  */
-const setpriv = ((): string | undefined => {
-  // PROCPOOL_ORPHAN_GUARD=watchdog: the thread even where setpriv exists (a sandbox that refuses prctl).
-  if (process.platform !== 'linux' || process.env.PROCPOOL_ORPHAN_GUARD === 'watchdog') return undefined;
-  for (const path of ['/usr/bin/setpriv', '/bin/setpriv']) {
-    // Runs `setpriv --version`-cheap: an unknown flag fails, a known one runs `true` (~1 ms).
-    const probe = spawnSync(path, ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore', timeout: 5000 });
-    if (probe.status === 0) return path;
-  }
-  return undefined;
-})();
+let setpriv: string | undefined;
+
+/** Starts children through `path` (setpriv), or directly when undefined. */
+export function useSetpriv(path: string | undefined): void {
+  setpriv = path;
+}
 
 /** How the child learns what to do before any message: argv[2] the module to load at once, argv[3] its orphan guard, argv[4] the parent's pid. */
 function workerArgs(moduleUrl: string): string[] {
