@@ -208,7 +208,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     this.#progress = new ProgressReporter(this.#options.onProgress, undefined);
     this.#state = 'running';
     // Opened after close() or terminate(): halted at once (the pump then reads nothing).
-    this.#close = this.#context.registry.open(this);
+    this.#close = this.#context.registry.open(this, 'may be dropped');
     if (this.#stopped !== undefined) this.#close();
     const { signal } = this.#options;
     if (signal !== undefined) {

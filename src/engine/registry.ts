@@ -16,6 +16,8 @@ export interface OpenCall {
 
 /** The pool's open calls and work in flight. */
 export class Registry {
+  /** Calls that always settle (apply, map): held until they do. */
+  readonly #held = new Set<OpenCall>();
   /** Held weakly: an imap iterator dropped half-way, with nothing in flight, is collected with its input and results. */
   readonly #open = new Set<WeakRef<OpenCall>>();
   #sweepAt = 1024;
@@ -37,15 +39,22 @@ export class Registry {
    * the pool was closed or failed (it was still looking up its task) hears
    * so at once: no call slips past terminate() or close().
    */
-  open(call: OpenCall): () => void {
-    // When the set has doubled, the entries of calls already collected go (amortized: no sweep per call).
-    if (this.#open.size >= this.#sweepAt) {
-      for (const ref of this.#open) if (ref.deref() === undefined) this.#open.delete(ref);
-      this.#sweepAt = Math.max(1024, 2 * this.#open.size);
+  open(call: OpenCall, how: 'settles' | 'may be dropped' = 'settles'): () => void {
+    let close: () => void;
+    if (how === 'settles') {
+      // No WeakRef for a call that always settles: one per tiny call showed in the collector's time.
+      this.#held.add(call);
+      close = () => void this.#held.delete(call);
+    } else {
+      // When the set has doubled, the entries of calls already collected go (amortized: no sweep per call).
+      if (this.#open.size >= this.#sweepAt) {
+        for (const ref of this.#open) if (ref.deref() === undefined) this.#open.delete(ref);
+        this.#sweepAt = Math.max(1024, 2 * this.#open.size);
+      }
+      const ref = new WeakRef(call);
+      this.#open.add(ref);
+      close = () => void this.#open.delete(ref);
     }
-    const ref = new WeakRef(call);
-    this.#open.add(ref);
-    const close = (): void => void this.#open.delete(ref);
     if (this.#failed !== undefined) call.fail(this.#failed.error);
     else if (this.#closed) call.poolClosed?.();
     return close;
@@ -58,7 +67,7 @@ export class Registry {
   }
 
   #calls(): OpenCall[] {
-    const calls: OpenCall[] = [];
+    const calls: OpenCall[] = [...this.#held];
     for (const ref of this.#open) {
       const call = ref.deref();
       if (call === undefined) this.#open.delete(ref);
