@@ -51,6 +51,12 @@ describe('the packed tarball', () => {
     expect(packed.files.filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))).toEqual([]);
   });
 
+  it("the public types carry no internal member (the command line's settleEach, the test seam)", () => {
+    const types = readFileSync(join(root, 'node_modules/procpool/dist/src/pool.d.ts'), 'utf8');
+    expect(types).toContain('class Pool');
+    expect(types).not.toMatch(/settleEach|SpawnPort|lifecycle|growTo/);
+  });
+
   it('installs as one package with no install scripts, and its manifest says where it comes from', () => {
     expect(installOutput).toMatch(/added 1 package/);
     expect(installOutput).not.toMatch(/install-scripts|deprecated/);
