@@ -42,7 +42,7 @@ export function addWorkerCommand(program: Command): void {
     .option('-j, --processes <n>', 'child processes (default: the number of CPUs)', integerFrom(1))
     .option('--queue <name>', 'serve this queue instead of <file name>-<content hash> (jobs for another module version are still refused)')
     .option('--node-option <flag>', 'a Node flag for the children (repeatable)', collect)
-    .option('--lock-duration <ms>', "a chunk's lock; a lost worker's chunks run elsewhere within about lock + stalled interval (default 2500)", milliseconds)
+    .option('--lock-duration <ms>', "a chunk's lock; a lost worker's chunks run elsewhere within about lock + stalled interval (default 5000)", milliseconds)
     .option('--stalled-interval <ms>', 'how often to look for chunks of lost workers (default 1500)', milliseconds)
     .addHelpText('after', help)
     .action(async (module: string, flags: WorkerFlags) => {

@@ -6,26 +6,25 @@
  *       ▲                                                                │
  *       └── Attempt.end ◄── results list (BLPOP) ◄── RPUSH outcome ◄─────┘
  *
- * Capacity is what the workers announce. A tick (every `pollInterval`)
- * keeps this caller's heartbeat, reads the workers, and reconciles the jobs
- * in flight with the queue: a job that failed (refused, stalled too often)
- * or vanished (Redis restarted empty) ends its attempt; Redis away longer
- * than `unavailableTimeout` ends them all with ClusterUnavailableError.
+ * Capacity is what the workers announce. The watch (watch.ts) keeps this
+ * caller's heartbeat, reads the workers, and ends or re-adds the jobs in
+ * flight that the queue failed or lost; Redis or the workers away longer
+ * than their timeouts end them with ClusterUnavailableError.
  */
 import { randomUUID } from 'node:crypto';
-import type { Attempt, ChunkJob, PoolBackend } from '../engine/backend.js';
+import type { Attempt, AttemptEnd, ChunkJob, PoolBackend } from '../engine/backend.js';
 import { PoolClosedError } from '../errors.js';
 import { checkSendable } from '../sendable.js';
 import type { ChildStats } from '../stats.js';
-import { readWorkers, type Announcement } from './announce.js';
+import type { Announcement } from './announce.js';
 import { decodeValue, encodeValue, localReport, revivePoolError, type ChunkResult, type JobData, type RemoteReport } from './codec.js';
-import { ChunkLostError, ClusterUnavailableError, JobRefusedError } from './errors.js';
+import { ClusterUnavailableError, JobRefusedError } from './errors.js';
 import { QueueKeys, type ModuleIdentity } from './identity.js';
 import { openQueue, type JobQueue } from './queue.js';
 import { closeRedis, connectRedis, type Redis } from './redis.js';
 import { lostWith, notStarted, RemoteAttempt, type AttemptOwner } from './remote-attempt.js';
 import { ResultReader } from './results.js';
-import { Waiters } from './waiters.js';
+import { ClusterWatch, type Watched } from './watch.js';
 
 /** The cluster's settings, validated (see ClusterPoolOptions). */
 export interface ClusterSettings {
@@ -39,10 +38,12 @@ export interface ClusterSettings {
 
 /** How long a stopped job's mark stays for a worker to see (ms). */
 const cancelTtlMs = 60_000;
+/** A command Redis leaves unanswered this long rejects (ms): a silent host never hangs a call. */
+const commandTimeoutMs = 5000;
 
 type State = 'running' | 'stopped';
 
-export class ClusterBackend implements PoolBackend, AttemptOwner {
+export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
   readonly #settings: ClusterSettings;
   readonly #keys: QueueKeys;
   readonly #caller = randomUUID();
@@ -50,20 +51,12 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
   readonly #blocking: Redis;
   readonly #queue: JobQueue;
   readonly #reader: ResultReader;
+  readonly #watch: ClusterWatch;
   readonly #listeners: Array<() => void> = [];
   readonly #attempts = new Set<RemoteAttempt>();
   readonly #byJob = new Map<string, RemoteAttempt>();
-  readonly #ready = new Waiters();
-  readonly #tick: NodeJS.Timeout;
   #state: State = 'running';
-  #workers: Announcement[] = [];
   #waiting = 0;
-  #refreshing = false;
-  /** Since when Redis is down / work waits with no worker (performance.now()). */
-  #downSince: number | undefined;
-  #idleSince: number | undefined;
-  /** Redis or the workers stayed away too long: what a chunk now fails with. */
-  #unavailable: ClusterUnavailableError | undefined;
   #reruns = 0;
   #closed: Promise<void> | undefined;
   readonly stdout = undefined;
@@ -73,20 +66,22 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
   constructor(settings: ClusterSettings) {
     this.#settings = settings;
     this.#keys = new QueueKeys(settings.identity.queue);
-    this.#redis = connectRedis(settings.redis, 'procpool-caller');
-    this.#blocking = connectRedis(settings.redis, 'procpool-caller-results');
+    this.#redis = connectRedis(settings.redis, 'procpool-caller', commandTimeoutMs);
+    this.#blocking = connectRedis(settings.redis, 'procpool-caller-results', commandTimeoutMs);
     this.#queue = openQueue(this.#redis, settings.identity.queue);
     this.#reader = new ResultReader(this.#blocking, this.#keys.results(this.#caller), (result) => this.#onResult(result));
-    this.#tick = setInterval(() => this.#onTick(), settings.pollInterval);
-    this.#tick.unref();
-    this.#onTick();
+    this.#watch = new ClusterWatch(this.#redis, this.#queue, this.#keys, this.#caller, { ...settings, queue: settings.identity.queue }, this);
+  }
+
+  get #workers(): readonly Announcement[] {
+    return this.#watch.workers;
   }
 
   get capacity(): number {
     if (this.#state !== 'running') return 0;
     const capacity = this.#workers.reduce((sum, worker) => sum + worker.capacity, 0);
     // Unavailable: one at a time runs, and fails at once, so nothing waits for ever.
-    return this.#unavailable !== undefined ? Math.max(1, capacity) : capacity;
+    return this.#watch.unavailable !== undefined ? Math.max(1, capacity) : capacity;
   }
 
   get spare(): number {
@@ -94,7 +89,7 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
   }
 
   get max(): number {
-    return Math.max(1, this.#workers.reduce((sum, worker) => sum + worker.processes, 0));
+    return Math.max(1, this.size);
   }
 
   get size(): number {
@@ -108,6 +103,10 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
   /** Chunks that ran again after the worker running them was lost. */
   get restarts(): number {
     return this.#reruns;
+  }
+
+  get waiting(): number {
+    return this.#waiting;
   }
 
   /** One entry per worker (not per child): pid and rss of the worker process, items it has run for anyone. */
@@ -133,8 +132,7 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
 
   ready(): Promise<void> {
     if (this.#state !== 'running') return Promise.resolve();
-    if (this.#workers.length > 0) return Promise.resolve();
-    return this.#ready.wait(this.#settings.workerTimeout, () => this.#noWorker(this.#settings.workerTimeout)).then(() => undefined);
+    return this.#watch.workersKnown();
   }
 
   async tasks(): Promise<string[]> {
@@ -143,11 +141,8 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
   }
 
   run(job: ChunkJob): Attempt {
-    const attempt = new RemoteAttempt(this, job.exact, job.args.length);
-    if (this.#unavailable !== undefined || this.#state !== 'running') {
-      attempt.finish(lostWith(this.#unavailable ?? new PoolClosedError()));
-      return attempt;
-    }
+    const unavailable = this.#watch.unavailable;
+    if (unavailable !== undefined || this.#state !== 'running') return ended(lostWith(unavailable ?? new PoolClosedError()));
     let args = job.args;
     let payload: string;
     try {
@@ -157,10 +152,7 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
       const root = job.spread ? 'args' : 'args[0]';
       const bad = args.findIndex((item) => checkSendable(item, root) !== undefined);
       const found = checkSendable(args[Math.max(bad, 0)], root) ?? { path: 'args', detail: 'not cloneable' };
-      if (bad <= 0) {
-        attempt.finish({ kind: 'ran', report: { values: [undefined], failures: [[0, { unsendable: found }]] }, ms: 0 });
-        return attempt;
-      }
+      if (bad <= 0) return ended({ kind: 'ran', report: { values: [undefined], failures: [[0, { unsendable: found }]] }, ms: 0 });
       args = args.slice(0, bad);
       payload = encodeValue(args);
     }
@@ -174,6 +166,7 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
       timeout: job.timeout ?? null,
       args: payload,
     };
+    const attempt = new RemoteAttempt(this, job.exact, args.length, data);
     this.#attempts.add(attempt);
     void attempt.end.then(() => {
       this.#attempts.delete(attempt);
@@ -209,6 +202,37 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
     if (attempt.jobId !== undefined) this.#cancel(attempt.jobId, true);
   }
 
+  inFlight(): Iterable<RemoteAttempt> {
+    return this.#attempts;
+  }
+
+  async resultsPending(): Promise<boolean> {
+    return (await this.#redis.llen(this.#keys.results(this.#caller))) > 0;
+  }
+
+  readd(attempt: RemoteAttempt): void {
+    const lost = attempt.jobId!;
+    this.#queue.add(attempt.data.task, attempt.data).then(
+      (id) => {
+        this.#byJob.delete(lost);
+        attempt.readded(id);
+        if (attempt.phase === 'ended') return this.#cancel(id, attempt.wish === 'abort');
+        this.#byJob.set(id, attempt);
+      },
+      () => undefined, // Redis away: the next look tries again, or the watch ends it.
+    );
+  }
+
+  drop(attempt: RemoteAttempt, error: unknown): void {
+    attempt.wish = 'abort';
+    attempt.finish(lostWith(error));
+    if (attempt.jobId !== undefined) this.#cancel(attempt.jobId, true);
+  }
+
+  changed(): void {
+    for (const listener of this.#listeners) listener();
+  }
+
   stop(): Promise<void> {
     return (this.#closed ??= this.#shutdown());
   }
@@ -221,6 +245,7 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
   /** Takes the job off the queue if no worker holds it; else (`running`) tells its worker to stop it. */
   #cancel(jobId: string, running: boolean): void {
     if (running) {
+      // The mark is what counts (workers read it); the message makes it quick.
       void this.#redis
         .multi()
         .set(this.#keys.cancelled(jobId), '1', 'PX', cancelTtlMs)
@@ -246,89 +271,22 @@ export class ClusterBackend implements PoolBackend, AttemptOwner {
     if (attempt.finish(end) && result.runs > 1) this.#reruns += result.runs - 1;
   }
 
-  #changed(): void {
-    for (const listener of this.#listeners) listener();
-  }
-
-  #onTick(): void {
-    if (this.#state !== 'running') return;
-    const now = performance.now();
-    if (this.#redis.status === 'ready') this.#downSince = undefined;
-    else this.#downSince ??= now;
-    const down = this.#downSince === undefined ? 0 : now - this.#downSince;
-    if (down > this.#settings.unavailableTimeout) {
-      this.#setUnavailable(new ClusterUnavailableError({ reason: 'redis', waited: Math.round(down), queue: this.#settings.identity.queue }));
-      for (const attempt of this.#attempts) attempt.finish(lostWith(this.#unavailable));
-    }
-    const idle = this.#waiting > 0 && this.#workers.length === 0;
-    this.#idleSince = idle ? (this.#idleSince ?? now) : undefined;
-    if (this.#idleSince !== undefined && now - this.#idleSince > this.#settings.workerTimeout) this.#setUnavailable(this.#noWorker(Math.round(now - this.#idleSince)));
-    if (this.#downSince === undefined && !this.#refreshing) {
-      this.#refreshing = true;
-      void this.#refresh().finally(() => (this.#refreshing = false));
-    }
-  }
-
-  #noWorker(waited: number): ClusterUnavailableError {
-    return new ClusterUnavailableError({ reason: 'no-worker', waited, queue: this.#settings.identity.queue });
-  }
-
-  #setUnavailable(error: ClusterUnavailableError | undefined): void {
-    if ((error === undefined) === (this.#unavailable === undefined)) return;
-    this.#unavailable = error;
-    this.#changed();
-  }
-
-  /** Heartbeat, workers, and the jobs in flight. */
-  async #refresh(): Promise<void> {
-    try {
-      // The heartbeat, and the results list's life with it: left by a caller that died, it expires.
-      await this.#redis.multi().set(this.#keys.caller(this.#caller), '1', 'PX', this.#settings.callerTtl).pexpire(this.#keys.results(this.#caller), this.#settings.callerTtl).exec();
-      const workers = await readWorkers(this.#redis, this.#keys);
-      const before = this.capacity;
-      this.#workers = workers;
-      if (this.#redis.status === 'ready' && (workers.length > 0 || this.#unavailable?.reason === 'redis')) this.#setUnavailable(undefined);
-      if (workers.length > 0) this.#ready.resolve();
-      if (this.capacity !== before) this.#changed();
-      await this.#reconcile();
-    } catch {
-      // Redis went away meanwhile: the next tick sees it.
-    }
-  }
-
-  /** Jobs in flight for more than a tick: failed ones and vanished ones end their attempts. */
-  async #reconcile(): Promise<void> {
-    const due = performance.now() - this.#settings.pollInterval;
-    const attempts = [...this.#byJob.values()].filter((attempt) => attempt.addedAt < due);
-    if (attempts.length === 0) return;
-    const states = await Promise.all(attempts.map((attempt) => this.#queue.state(attempt.jobId!)));
-    for (const [i, attempt] of attempts.entries()) {
-      const state = states[i];
-      if (state === 'failed') {
-        const reason = (await this.#queue.failedReason(attempt.jobId!)) ?? 'unknown reason';
-        void this.#queue.remove(attempt.jobId!).catch(() => undefined);
-        const error = /stalled more than/.test(reason) ? new ChunkLostError(`Chunk lost: its worker went away too many times (${reason})`) : new JobRefusedError(`A worker refused the chunk: ${reason}`);
-        attempt.finish(lostWith(error));
-      } else if (state === 'unknown') {
-        // Gone without a result: its result may be on its way (pushed before the job was removed); judged again next tick.
-        if (++attempt.missing < 2 || (await this.#redis.llen(this.#keys.results(this.#caller))) > 0) continue;
-        attempt.finish(attempt.exact ? lostWith(new ChunkLostError(`Chunk lost: job ${attempt.jobId!} vanished from Redis twice`)) : { kind: 'lost', report: { values: [], failures: [] }, error: new ChunkLostError('Chunk lost: its job vanished from Redis'), uncertain: true });
-      } else attempt.missing = 0;
-    }
-  }
-
   async #shutdown(): Promise<void> {
     this.#state = 'stopped';
-    clearInterval(this.#tick);
-    this.#ready.resolve();
+    this.#watch.stop();
     // The reader's pending BLPOP ends with its connection (it holds no handle after that).
     this.#reader.stop();
     this.#blocking.disconnect();
     if (this.#redis.status === 'ready') await within(this.#redis.del(this.#keys.caller(this.#caller), this.#keys.results(this.#caller)), 1000);
     await within(this.#queue.close(), 1000);
     await closeRedis(this.#redis);
-    this.#changed();
+    this.changed();
   }
+}
+
+/** An attempt that ended before its job was added. */
+function ended(end: AttemptEnd): Attempt {
+  return { end: Promise.resolve(end), skip: () => undefined, abort: () => undefined };
 }
 
 /** `promise`, or nothing after `ms` (Redis may be away while the pool closes); never rejects. */

@@ -5,7 +5,7 @@
  * SIGKILLed) has its job moved back to the queue by another worker's stalled
  * check — the job runs again elsewhere (at least once, never exactly once).
  */
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, WaitingError, Worker, type Job } from 'bullmq';
 import { keyPrefix } from './identity.js';
 import type { JobData } from './codec.js';
 import type { Redis } from './redis.js';
@@ -17,13 +17,21 @@ const failedRetentionS = 300;
 export interface JobQueue {
   /** Adds one chunk; resolves with its job id. */
   add(task: string, data: JobData): Promise<string>;
-  /** 'waiting', 'active', 'failed', …, or 'unknown' once the job is gone. */
-  state(id: string): Promise<string>;
-  /** Why a failed job failed. */
-  failedReason(id: string): Promise<string | undefined>;
+  /** Where each job is, in one round trip whatever the queue's length (same order as `ids`). */
+  inspect(ids: readonly string[]): Promise<JobSighting[]>;
   /** Removes a job that no worker holds; false when one does (it runs on). */
   remove(id: string): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** What the caller learns of a job: in the queue (waiting or running), finished, failed (and why), or gone. */
+export type JobSighting = { state: 'queued' } | { state: 'completed' } | { state: 'failed'; reason: string } | { state: 'missing' };
+
+/** A job hash's fields, read with HMGET: `timestamp` is set on every job, the others once it ended. */
+function sighting([timestamp, finishedOn, failedReason]: Array<string | null>): JobSighting {
+  if (timestamp === null) return { state: 'missing' };
+  if (finishedOn === null) return { state: 'queued' };
+  return failedReason === null ? { state: 'completed' } : { state: 'failed', reason: failedReason || 'unknown reason' };
 }
 
 export function openQueue(connection: Redis, name: string): JobQueue {
@@ -35,8 +43,17 @@ export function openQueue(connection: Redis, name: string): JobQueue {
   queue.on('error', () => undefined);
   return {
     add: async (task, data) => (await queue.add(task, data)).id!,
-    state: (id) => queue.getJobState(id),
-    failedReason: async (id) => (await queue.getJob(id))?.failedReason,
+    inspect: async (ids) => {
+      if (ids.length === 0) return [];
+      // One pipelined HMGET per job: O(jobs asked), where getJobState scans the queue's lists.
+      const pipeline = connection.pipeline();
+      for (const id of ids) pipeline.hmget(queue.toKey(id), 'timestamp', 'finishedOn', 'failedReason');
+      const replies = (await pipeline.exec()) ?? [];
+      return replies.map(([error, fields]) => {
+        if (error) throw error;
+        return sighting(fields as Array<string | null>);
+      });
+    },
     remove: async (id) => (await queue.remove(id)) === 1,
     close: () => queue.close(),
   };
@@ -60,13 +77,37 @@ export interface DeliveryTiming {
   maxStalledCount: number;
 }
 
+/** Delivery timing by default: a lost worker's job runs elsewhere within about lock + stalled interval (≤ 10 s). */
+export const defaultTiming: Readonly<DeliveryTiming> = Object.freeze({ lockDuration: 5000, stalledInterval: 1500, maxStalledCount: 1 });
+
+/**
+ * How a worker's run of a job ended: `done` (its outcome sent, or the job
+ * dropped), or `released` — stopped before its end (a forced stop): the job
+ * goes back to the queue at once, to run on another worker.
+ */
+export type RunEnd = 'done' | 'released';
+
+/** What the worker's side reports besides running jobs. */
+export interface TakerEvents {
+  onError(error: Error): void;
+  /** The locks of these jobs could not be renewed: the queue may already hand them to another worker. */
+  onLockLost(ids: string[]): void;
+}
+
 /** The worker's side: takes up to `concurrency` jobs at once; a job whose `run` throws fails with that message. */
 export interface JobTaker {
   close(force: boolean): Promise<void>;
 }
 
-export function takeJobs(connection: Redis, name: string, concurrency: number, timing: DeliveryTiming, run: (job: TakenJob) => Promise<void>, onError: (error: Error) => void): JobTaker {
-  const worker = new Worker<JobData>(name, (job: Job<JobData>) => run({ id: job.id!, data: job.data, runs: Math.max(job.attemptsStarted, 1 + (job.stalledCounter ?? 0)) }), {
+export function takeJobs(connection: Redis, name: string, concurrency: number, timing: DeliveryTiming, run: (job: TakenJob) => Promise<RunEnd>, events: TakerEvents): JobTaker {
+  const processor = async (job: Job<JobData>, token?: string): Promise<void> => {
+    const end = await run({ id: job.id!, data: job.data, runs: Math.max(job.attemptsStarted, 1 + (job.stalledCounter ?? 0)) });
+    if (end === 'done') return;
+    // Back to wait while this worker still holds the lock; WaitingError tells BullMQ the job is not finished.
+    await job.moveToWait(token);
+    throw new WaitingError();
+  };
+  const worker = new Worker<JobData>(name, processor, {
     connection,
     prefix: keyPrefix,
     concurrency,
@@ -74,6 +115,7 @@ export function takeJobs(connection: Redis, name: string, concurrency: number, t
     removeOnComplete: { count: 0 },
     removeOnFail: { age: failedRetentionS, count: 1000 },
   });
-  worker.on('error', onError);
+  worker.on('error', events.onError);
+  worker.on('lockRenewalFailed', events.onLockLost);
   return { close: (force) => worker.close(force) };
 }

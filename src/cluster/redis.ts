@@ -17,7 +17,9 @@ export function checkRedisUrl(url: unknown): string {
     parsed = undefined;
   }
   if (parsed === undefined || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
-    throw new TypeError(`Expected \`redis\` to be a redis:// or rediss:// URL, got \`${String(url)}\` (${typeof url})`);
+    // The URL itself is never shown: it may hold a password (`redis:/:s3cret@host` does not parse as one).
+    const given = typeof url === 'string' ? `a string that is not one (${url.length} characters, not shown: it may hold a password)` : `\`${String(url)}\` (${typeof url})`;
+    throw new TypeError(`Expected \`redis\` to be a redis:// or rediss:// URL, got ${given}`);
   }
   return parsed.href;
 }
@@ -29,16 +31,30 @@ export function showRedisUrl(url: string): string {
   return parsed.href;
 }
 
-/** A connection that reconnects for ever, at most a second apart; `name` shows in CLIENT LIST. */
-export function connectRedis(url: string, name: string): Redis {
+/** TCP keep-alive probes start after this long idle (ms): a host gone without a word is noticed by the system too. */
+const keepAliveMs = 5000;
+
+/**
+ * A connection that reconnects for ever, at most a second apart; `name`
+ * shows in CLIENT LIST. `commandTimeout` (ms; never on a connection BullMQ
+ * blocks on) rejects a command a silent host never answers.
+ */
+export function connectRedis(url: string, name: string, commandTimeout?: number): Redis {
   const redis = new Redis(url, {
     connectionName: name,
     maxRetriesPerRequest: null,
+    keepAlive: keepAliveMs,
+    ...(commandTimeout === undefined ? {} : { commandTimeout }),
     retryStrategy: (times) => Math.min(50 * times, 1000),
   });
   // Errors surface as the connection's state; an unhandled 'error' would end the process.
   redis.on('error', () => undefined);
   return redis;
+}
+
+/** Drops the connection and opens a new one: for a connection that looks up but has stopped answering. */
+export function reconnectRedis(redis: Redis): void {
+  redis.disconnect(true);
 }
 
 /** Closes a connection: politely while it is up, at once otherwise or after `graceMs`. */

@@ -4,6 +4,7 @@
  * staying away too long, or on request (skip, abort).
  */
 import type { Attempt, AttemptEnd } from '../engine/backend.js';
+import type { JobData } from './codec.js';
 
 /** What an attempt asks of its backend. */
 export interface AttemptOwner {
@@ -17,6 +18,13 @@ export type AttemptPhase = 'adding' | 'queued' | 'ended';
 /** What was asked of an attempt while its job was still being added. */
 export type Wish = 'run' | 'skip' | 'abort';
 
+/**
+ * What the last looks at the queue found of the job: `seen` there, or
+ * `missing` once (its result may still be on its way: judged again at the
+ * next look, then re-added if still missing).
+ */
+export type Sighting = 'seen' | 'missing';
+
 export class RemoteAttempt implements Attempt {
   readonly end: Promise<AttemptEnd>;
   readonly exact: boolean;
@@ -24,18 +32,22 @@ export class RemoteAttempt implements Attempt {
   readonly #owner: AttemptOwner;
   #phase: AttemptPhase = 'adding';
   #resolve!: (end: AttemptEnd) => void;
+  /** The job's data (added again if Redis loses the job). */
+  readonly data: JobData;
   /** The job's id, once added. */
   jobId: string | undefined;
   wish: Wish = 'run';
-  /** Reconciliation rounds in a row that found the job gone without a result. */
-  missing = 0;
+  sighting: Sighting = 'seen';
+  /** Times the job was added again after Redis lost it. */
+  readds = 0;
   /** When the job was added (performance.now()). */
   addedAt = 0;
 
-  constructor(owner: AttemptOwner, exact: boolean, items: number) {
+  constructor(owner: AttemptOwner, exact: boolean, items: number, data: JobData) {
     this.#owner = owner;
     this.exact = exact;
     this.items = items;
+    this.data = data;
     this.end = new Promise((resolve) => (this.#resolve = resolve));
   }
 
@@ -47,6 +59,15 @@ export class RemoteAttempt implements Attempt {
     if (this.#phase !== 'adding') return;
     this.#phase = 'queued';
     this.jobId = jobId;
+    this.addedAt = performance.now();
+  }
+
+  /** The job was lost by Redis and added again under `jobId`. */
+  readded(jobId: string): void {
+    if (this.#phase !== 'queued') return;
+    this.jobId = jobId;
+    this.readds++;
+    this.sighting = 'seen';
     this.addedAt = performance.now();
   }
 

@@ -36,8 +36,10 @@ export class ResultReader {
         // A one-second block: a stop is seen within a second.
         const first = await this.#redis.blpop(this.#key, 1);
         if (first === null) continue;
+        // Taken before the next command: BLPOP already removed it from Redis, a failing LPOP must not lose it.
+        this.#take(first[1]);
         const more = (await this.#redis.lpop(this.#key, batch)) ?? [];
-        for (const text of [first[1], ...more]) this.#take(text);
+        for (const text of more) this.#take(text);
       } catch {
         // Down: ioredis reconnects; the results wait in Redis meanwhile.
         if (this.#state === 'reading') await new Promise((resolve) => setTimeout(resolve, 100));

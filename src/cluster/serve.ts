@@ -17,7 +17,7 @@ import { announce, withdraw, type Announcement } from './announce.js';
 import { encodeValue, readArgs, readJobData, remoteFailure, type ChunkResult, type JobData, type RemoteReport } from './codec.js';
 import { JobRefusedError } from './errors.js';
 import { checkQueueName, moduleIdentity, QueueKeys, type ModuleIdentity } from './identity.js';
-import { takeJobs, type DeliveryTiming, type JobTaker, type TakenJob } from './queue.js';
+import { defaultTiming, takeJobs, type DeliveryTiming, type JobTaker, type RunEnd, type TakenJob } from './queue.js';
 import { checkRedisUrl, closeRedis, connectRedis, showRedisUrl, type Redis } from './redis.js';
 
 /** Options of `serve()` (and of `procpool worker`). */
@@ -31,7 +31,7 @@ export interface ServeOptions {
   queue?: string;
   /** Node flags of the children (tsx's loader for a .ts module). */
   nodeOptions?: readonly string[];
-  /** How soon a lost worker's chunk runs elsewhere: lock 2.5 s, stalled check every 1.5 s, 1 stall allowed. */
+  /** How soon a lost worker's chunk runs elsewhere: lock 5 s, stalled check every 1.5 s, 1 stall allowed. */
   timing?: Partial<DeliveryTiming>;
   /** Where the worker says what it does. @default none */
   log?: (line: string) => void;
@@ -46,7 +46,7 @@ export interface Server {
   readonly served: { readonly chunks: number; readonly items: number; readonly reruns: number };
   /** Takes no more jobs, finishes the running ones, then stops its children. */
   stop(): Promise<void>;
-  /** Stops now; its running jobs run again elsewhere once their locks expire. */
+  /** Stops now; its running jobs go back to the queue at once, to run on another worker. */
   kill(): Promise<void>;
 }
 
@@ -55,11 +55,19 @@ const depth = 2;
 /** The announcement's TTL; renewed every third of it. */
 const announceTtlMs = 3000;
 
-type State = 'serving' | 'stopping' | 'stopped';
+/**
+ * serving; draining: takes no more jobs, running ones finish; releasing:
+ * running jobs stop and go back to the queue (a forced stop); stopped.
+ */
+type State = 'serving' | 'draining' | 'releasing' | 'stopped';
+
+/** A running job: running, stopped (its caller asked, or is gone; its lock was lost), or released back to the queue. */
+type RunState = 'running' | 'stopped' | 'released';
 
 interface Running {
-  controller: AbortController;
-  caller: string;
+  readonly controller: AbortController;
+  readonly caller: string;
+  state: RunState;
 }
 
 class Worker implements Server {
@@ -74,6 +82,8 @@ class Worker implements Server {
   readonly #subscriber: Redis;
   readonly #taker: JobTaker;
   readonly #running = new Map<string, Running>();
+  /** Jobs being taken or run, until their processor returns. */
+  readonly #taking = new Set<Promise<unknown>>();
   readonly #beat: NodeJS.Timeout;
   readonly #log: (line: string) => void;
   readonly #processes: number;
@@ -91,29 +101,51 @@ class Worker implements Server {
     this.#redis = connectRedis(redisUrl, 'procpool-worker');
     this.#subscriber = connectRedis(redisUrl, 'procpool-worker-cancel');
     void this.#subscriber.subscribe(this.#keys.cancelChannel).catch(() => undefined);
-    this.#subscriber.on('message', (_channel: string, jobId: string) => this.#running.get(jobId)?.controller.abort());
-    this.#taker = takeJobs(this.#redis, identity.queue, this.#processes * depth, timing, (job) => this.#run(job), (error) => log(`procpool worker: queue error: ${error.message}`));
+    this.#subscriber.on('message', (_channel: string, jobId: string) => this.#end(jobId, 'stopped'));
+    this.#taker = takeJobs(this.#redis, identity.queue, this.#processes * depth, timing, (job) => this.#run(job), {
+      onError: (error) => log(`procpool worker: queue error: ${error.message}`),
+      onLockLost: (ids) => {
+        // The queue may hand these to another worker already: this run's outcome would be a duplicate.
+        log(`procpool worker: lost the lock of job(s) ${ids.join(', ')}; stopping them here (they run again elsewhere)`);
+        for (const id of ids) this.#end(id, 'stopped');
+      },
+    });
     this.#beat = setInterval(() => void this.#heartbeat(), announceTtlMs / 3);
     void this.#heartbeat();
   }
 
   stop(): Promise<void> {
-    return (this.#stopped ??= this.#leave(false));
+    if (this.#state === 'serving') this.#state = 'draining';
+    return (this.#stopped ??= this.#leave());
   }
 
   kill(): Promise<void> {
-    if (this.#state === 'stopped') return this.#stopped!;
-    return (this.#stopped = this.#leave(true));
+    if (this.#state === 'serving' || this.#state === 'draining') {
+      this.#state = 'releasing';
+      // Each running job's processor moves it back to the queue while this worker still holds its lock.
+      for (const id of [...this.#running.keys()]) this.#end(id, 'released');
+    }
+    return (this.#stopped ??= this.#leave());
   }
 
-  async #leave(force: boolean): Promise<void> {
-    this.#state = 'stopping';
-    if (force) for (const running of this.#running.values()) running.controller.abort();
-    await this.#taker.close(force);
+  /** Stops one running job: `stopped` drops it, `released` gives it back to the queue. */
+  #end(jobId: string, state: Exclude<RunState, 'running'>): void {
+    const running = this.#running.get(jobId);
+    if (running === undefined || running.state !== 'running') return;
+    running.state = state;
+    running.controller.abort();
+  }
+
+  /** Takes no more jobs; running ones finish (draining) or go back to the queue (releasing); then the children stop. */
+  async #leave(): Promise<void> {
+    // Not forced: BullMQ would record the released jobs as completed. Their processors return quickly once released.
+    await this.#taker.close(false);
+    await Promise.allSettled([...this.#taking]);
+    const releasing = this.#state === 'releasing';
     this.#state = 'stopped';
     clearInterval(this.#beat);
     if (this.#redis.status === 'ready') await withdraw(this.#redis, this.#keys, this.id).catch(() => undefined);
-    if (force) await this.#pool.terminate();
+    if (releasing) await this.#pool.terminate();
     else {
       this.#pool.close();
       await this.#pool.join();
@@ -138,49 +170,60 @@ class Worker implements Server {
     };
     try {
       if (this.#state === 'serving') await announce(this.#redis, this.#keys, me, announceTtlMs);
-      // A caller that died: its running chunks stop (their outcome would have no reader).
-      const callers = [...new Set([...this.#running.values()].map((running) => running.caller))];
-      if (callers.length === 0) return;
-      const alive = await Promise.all(callers.map((caller) => this.#redis.exists(this.#keys.caller(caller))));
-      for (const running of this.#running.values()) if (alive[callers.indexOf(running.caller)] === 0) running.controller.abort();
+      // One MGET: stop marks of the running jobs (a stop message can be missed: pub/sub keeps nothing), and
+      // their callers' heartbeats (a caller that died: its chunks stop, their outcome would have no reader).
+      const jobs = [...this.#running.entries()];
+      if (jobs.length === 0) return;
+      const callers = [...new Set(jobs.map(([, running]) => running.caller))];
+      const values = await this.#redis.mget([...jobs.map(([id]) => this.#keys.cancelled(id)), ...callers.map((caller) => this.#keys.caller(caller))]);
+      for (const [i, [id, running]] of jobs.entries()) {
+        if (values[i] !== null || values[jobs.length + callers.indexOf(running.caller)] === null) this.#end(id, 'stopped');
+      }
     } catch {
       // Redis is away: ioredis reconnects, the next beat announces again.
     }
   }
 
-  /** One job: refused, dropped, or run and its outcome pushed. Throwing fails the job with that message. */
-  async #run(job: TakenJob): Promise<void> {
+  /** One job: refused, dropped, released, or run and its outcome pushed. Throwing fails the job with that message. */
+  async #run(job: TakenJob): Promise<RunEnd> {
+    const taking = this.#take(job);
+    this.#taking.add(taking);
     try {
-      await this.#take(job);
+      return await taking;
     } catch (error) {
       if (error instanceof JobRefusedError) this.#log(`procpool worker: refused job ${job.id}: ${error.message}`);
       throw error;
+    } finally {
+      this.#taking.delete(taking);
     }
   }
 
-  async #take(job: TakenJob): Promise<void> {
+  async #take(job: TakenJob): Promise<RunEnd> {
+    // Taken while the worker was being stopped at once: straight back to the queue.
+    if (this.#state === 'releasing') return 'released';
     const data = readJobData(job.data);
     if (data.module !== this.#identity.hash) {
       throw new JobRefusedError(`This worker serves another version of the module: the job is for module hash ${data.module}, ${this.#identity.url} here has hash ${this.#identity.hash}`);
     }
     const args = readArgs(data);
-    const replies = (await this.#redis.multi().exists(this.#keys.caller(data.caller)).exists(this.#keys.cancelled(job.id)).exec()) ?? [];
-    const alive = replies[0]?.[1];
-    const cancelled = replies[1]?.[1];
-    // Its caller is gone or stopped it: dropped (the job completes and is removed).
-    if (alive === 0 || cancelled === 1) return;
-    const running: Running = { controller: new AbortController(), caller: data.caller };
+    // Registered before the marks are read: a stop message from then on reaches it, one before left its mark.
+    const running: Running = { controller: new AbortController(), caller: data.caller, state: 'running' };
     this.#running.set(job.id, running);
-    const started = performance.now();
     try {
+      const [alive, cancelled] = await this.#redis.mget(this.#keys.caller(data.caller), this.#keys.cancelled(job.id));
+      // Its caller is gone or stopped it: dropped (the job completes and is removed).
+      if (alive === null || cancelled !== null) return 'done';
+      const started = performance.now();
       const report = await this.#runChunk(data, args, running.controller.signal);
-      if (report === undefined) return;
+      if (running.state === 'released') return 'released';
+      if (report === undefined) return 'done';
       this.served.chunks++;
       this.served.items += report.values.length;
       if (job.runs > 1) this.served.reruns++;
       const result: ChunkResult = { job: job.id, runs: job.runs, report: encodeValue(report), ms: performance.now() - started };
       // Only for a caller still there; the list lives as long as its heartbeat (the caller extends both).
       await this.#redis.eval(pushIfCaller, 2, this.#keys.caller(data.caller), this.#keys.results(data.caller), JSON.stringify(result));
+      return 'done';
     } finally {
       this.#running.delete(job.id);
     }
@@ -228,7 +271,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const redis = checkRedisUrl(options.redis);
   const identity = moduleIdentity(url, checkQueueName(options.queue));
   const log = options.log ?? (() => undefined);
-  const timing: DeliveryTiming = { lockDuration: 2500, stalledInterval: 1500, maxStalledCount: 1, ...options.timing };
+  const timing: DeliveryTiming = { ...defaultTiming, ...options.timing };
   const pool = new Pool(url, { ...(options.processes === undefined ? {} : { processes: options.processes }), ...(options.nodeOptions === undefined ? {} : { nodeOptions: options.nodeOptions }) });
   let tasks: string[];
   try {

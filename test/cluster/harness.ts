@@ -42,6 +42,19 @@ export async function waitFor(what: string, condition: () => boolean | Promise<b
   }
 }
 
+/** `pid`'s descendants now, walked through /proc (children, their children, …). */
+export function descendantsOf(pid: number): number[] {
+  const found: number[] = [];
+  const visit = (parent: number): void => {
+    for (const child of childrenOf(parent)) {
+      found.push(child);
+      visit(child);
+    }
+  };
+  visit(pid);
+  return found;
+}
+
 export interface WorkerProcess {
   readonly pid: number;
   /** Its children's pids, read when it started serving. */
@@ -70,8 +83,13 @@ export async function startWorker(redis: string, extra: string[] = [], module = 
   return { pid: child.pid!, children: record.children, output: () => output, exited, signal: (signal) => child.kill(signal) };
 }
 
-/** Stops every worker started (SIGTERM, then SIGKILL), and checks that none of them or their children is left. */
+/**
+ * Stops every worker started (SIGTERM, then SIGKILL), and checks that none
+ * of them or their descendants is left: those of the start and those found
+ * now (a child replaced since the start is another process).
+ */
 export async function stopWorkers(): Promise<void> {
+  const pids = started.flatMap(({ child, children }) => [child.pid!, ...children, ...descendantsOf(child.pid!)]);
   for (const { child } of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   for (const { child } of started) {
     if (child.exitCode === null && child.signalCode === null) {
@@ -80,7 +98,6 @@ export async function stopWorkers(): Promise<void> {
       clearTimeout(timer);
     }
   }
-  const pids = started.flatMap(({ child, children }) => [child.pid!, ...children]);
   started.length = 0;
   await waitFor(`no worker or worker child left (${pids.join(', ')})`, () => pids.every((pid) => !alive(pid)), 15_000);
 }

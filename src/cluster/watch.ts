@@ -1,0 +1,201 @@
+/**
+ * The caller's watch over the cluster, every `pollInterval`: it keeps the
+ * caller's heartbeat, reads the workers, judges whether the cluster can be
+ * reached, and reconciles the jobs in flight with the queue.
+ *
+ *   tick ─► health: Redis answered a refresh within `unavailableTimeout`?
+ *       │           a worker seen within `workerTimeout` while work waits?
+ *       └─► refresh (one at a time): heartbeat ─► workers ─► look at the jobs in flight
+ *                                                              │
+ *          failed: ends the attempt (refused, or lost too often) ◄─┤
+ *          missing twice (Redis lost it): added again, or lost  ◄──┘
+ *
+ * Redis is judged from the last refresh that succeeded, not from the
+ * connection's state: a host that vanished without closing the socket
+ * looks connected for ever. A refresh that stays unanswered forces a
+ * reconnection.
+ */
+import { readWorkers, type Announcement } from './announce.js';
+import { ChunkLostError, ClusterUnavailableError, JobRefusedError } from './errors.js';
+import type { QueueKeys } from './identity.js';
+import type { JobQueue } from './queue.js';
+import { reconnectRedis, type Redis } from './redis.js';
+import type { RemoteAttempt } from './remote-attempt.js';
+import { Waiters } from './waiters.js';
+
+/** What the watch needs of the backend. */
+export interface Watched {
+  /** Attempts not yet ended (their jobs being added, waiting or running). */
+  inFlight(): Iterable<RemoteAttempt>;
+  /** Chunks waiting for room. */
+  readonly waiting: number;
+  /** Whether results wait in this caller's list, unread. */
+  resultsPending(): Promise<boolean>;
+  /** Adds a job Redis lost again, under the same attempt. */
+  readd(attempt: RemoteAttempt): void;
+  /** Ends an attempt with `error`; its job, if any, is taken off the queue or stopped. */
+  drop(attempt: RemoteAttempt, error: unknown): void;
+  /** Capacity or availability may have changed. */
+  changed(): void;
+}
+
+export interface WatchSettings {
+  readonly queue: string;
+  readonly unavailableTimeout: number;
+  readonly workerTimeout: number;
+  readonly callerTtl: number;
+  readonly pollInterval: number;
+}
+
+/** Times a job lost by Redis is added again before its chunk fails with ChunkLostError. */
+const maxReadds = 2;
+
+/** idle: no refresh under way; refreshing: one is (ticks do not start another). */
+type RefreshState = 'idle' | 'refreshing';
+type State = 'watching' | 'stopped';
+
+export class ClusterWatch {
+  readonly #redis: Redis;
+  readonly #queue: JobQueue;
+  readonly #keys: QueueKeys;
+  readonly #caller: string;
+  readonly #settings: WatchSettings;
+  readonly #owner: Watched;
+  readonly #timer: NodeJS.Timeout;
+  readonly #workersSeen = new Waiters();
+  #state: State = 'watching';
+  #refresh: RefreshState = 'idle';
+  #workers: Announcement[] = [];
+  /** When a refresh last succeeded, and when the one under way began (performance.now()). */
+  #answeredAt = performance.now();
+  #refreshSince = 0;
+  /** Since when work waits with no worker. */
+  #idleSince: number | undefined;
+  /** Redis or the workers stayed away too long: what a chunk now fails with. */
+  #unavailable: ClusterUnavailableError | undefined;
+
+  constructor(redis: Redis, queue: JobQueue, keys: QueueKeys, caller: string, settings: WatchSettings, owner: Watched) {
+    this.#redis = redis;
+    this.#queue = queue;
+    this.#keys = keys;
+    this.#caller = caller;
+    this.#settings = settings;
+    this.#owner = owner;
+    this.#timer = setInterval(() => this.#tick(), settings.pollInterval);
+    this.#timer.unref();
+    this.#tick();
+  }
+
+  get workers(): readonly Announcement[] {
+    return this.#workers;
+  }
+
+  get unavailable(): ClusterUnavailableError | undefined {
+    return this.#unavailable;
+  }
+
+  /** Resolves once a worker serves the queue; rejects after `workerTimeout`. */
+  workersKnown(): Promise<void> {
+    if (this.#state !== 'watching' || this.#workers.length > 0) return Promise.resolve();
+    return this.#workersSeen.wait(this.#settings.workerTimeout, () => this.#noWorker(this.#settings.workerTimeout));
+  }
+
+  stop(): void {
+    this.#state = 'stopped';
+    clearInterval(this.#timer);
+    this.#workersSeen.resolve();
+  }
+
+  #tick(): void {
+    if (this.#state !== 'watching') return;
+    const now = performance.now();
+    const silent = now - this.#answeredAt;
+    if (silent > this.#settings.unavailableTimeout) {
+      this.#setUnavailable(new ClusterUnavailableError({ reason: 'redis', waited: Math.round(silent), queue: this.#settings.queue }));
+      // Their jobs are stopped too once Redis answers (the marks wait in the connection's queue): nobody waits for them.
+      for (const attempt of [...this.#owner.inFlight()]) this.#owner.drop(attempt, this.#unavailable);
+    }
+    this.#judgeWorkers(now);
+    if (this.#refresh === 'refreshing') {
+      // Unanswered for long: the socket may be open to a host that is gone. A new connection finds out.
+      if (now - this.#refreshSince > this.#staleAfter && this.#redis.status === 'ready') {
+        this.#refreshSince = now;
+        reconnectRedis(this.#redis);
+      }
+      return;
+    }
+    this.#refresh = 'refreshing';
+    this.#refreshSince = now;
+    void this.#refreshOnce().finally(() => (this.#refresh = 'idle'));
+  }
+
+  /** How long a refresh may stay unanswered before the connection is renewed. */
+  get #staleAfter(): number {
+    return Math.max(2 * this.#settings.pollInterval, Math.min(this.#settings.unavailableTimeout / 2, 5000));
+  }
+
+  /** Work (waiting or in flight) with no worker for longer than `workerTimeout`: it all fails. */
+  #judgeWorkers(now: number): void {
+    const inFlight = [...this.#owner.inFlight()];
+    const idle = this.#workers.length === 0 && (this.#owner.waiting > 0 || inFlight.length > 0);
+    this.#idleSince = idle ? (this.#idleSince ?? now) : undefined;
+    if (this.#idleSince === undefined || now - this.#idleSince <= this.#settings.workerTimeout) return;
+    const error = this.#noWorker(Math.round(now - this.#idleSince));
+    this.#setUnavailable(error);
+    // Jobs already sent too: with no worker, nothing would ever end them (BullMQ's stalled check runs in workers).
+    for (const attempt of inFlight) this.#owner.drop(attempt, error);
+  }
+
+  #noWorker(waited: number): ClusterUnavailableError {
+    return new ClusterUnavailableError({ reason: 'no-worker', waited, queue: this.#settings.queue });
+  }
+
+  #setUnavailable(error: ClusterUnavailableError | undefined): void {
+    if ((error === undefined) === (this.#unavailable === undefined)) return;
+    this.#unavailable = error;
+    this.#owner.changed();
+  }
+
+  /** Heartbeat, workers, and the jobs in flight. */
+  async #refreshOnce(): Promise<void> {
+    try {
+      // The heartbeat, and the results list's life with it: left by a caller that died, it expires.
+      await this.#redis.multi().set(this.#keys.caller(this.#caller), '1', 'PX', this.#settings.callerTtl).pexpire(this.#keys.results(this.#caller), this.#settings.callerTtl).exec();
+      const workers = await readWorkers(this.#redis, this.#keys);
+      if (this.#state !== 'watching') return;
+      this.#answeredAt = performance.now();
+      const before = this.#workers.reduce((sum, worker) => sum + worker.capacity, 0);
+      this.#workers = workers;
+      if (workers.length > 0 || this.#unavailable?.reason === 'redis') this.#setUnavailable(undefined);
+      if (workers.length > 0) this.#workersSeen.resolve();
+      if (workers.reduce((sum, worker) => sum + worker.capacity, 0) !== before) this.#owner.changed();
+      await this.#reconcile();
+    } catch {
+      // Redis away or silent (a command timed out): judged from the last answer.
+    }
+  }
+
+  /** Jobs in flight for more than a tick: failed ones end their attempts, lost ones are added again. */
+  async #reconcile(): Promise<void> {
+    const due = performance.now() - this.#settings.pollInterval;
+    const attempts = [...this.#owner.inFlight()].filter((attempt) => attempt.phase === 'queued' && attempt.addedAt < due);
+    if (attempts.length === 0) return;
+    const sightings = await this.#queue.inspect(attempts.map((attempt) => attempt.jobId!));
+    let pending: boolean | undefined;
+    for (const [i, attempt] of attempts.entries()) {
+      const sighting = sightings[i]!;
+      if (sighting.state === 'failed') {
+        const error = /stalled more than/.test(sighting.reason) ? new ChunkLostError(`Chunk lost: its worker went away too many times (${sighting.reason})`) : new JobRefusedError(`A worker refused the chunk: ${sighting.reason}`);
+        this.#owner.drop(attempt, error);
+      } else if (sighting.state === 'queued') attempt.sighting = 'seen';
+      else if (attempt.sighting === 'seen') attempt.sighting = 'missing';
+      else {
+        // Gone twice without a result (completed with its result lost, or Redis lost the job): it runs again.
+        pending ??= await this.#owner.resultsPending();
+        if (pending) continue;
+        if (attempt.readds < maxReadds) this.#owner.readd(attempt);
+        else this.#owner.drop(attempt, new ChunkLostError(`Chunk lost: job ${attempt.jobId!} vanished from Redis ${maxReadds + 1} times (${sighting.state === 'completed' ? 'finished, its result lost' : 'the job itself lost'})`));
+      }
+    }
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Cluster logic that a real Redis cannot be made to trigger on cue: the
+ * result reader when a command fails between two, the URL check's message,
+ * the delivery timing. Needs no Redis.
+ */
+import { describe, expect, it } from 'vitest';
+import { ClusterPool, serve } from 'procpool/cluster';
+import { defaultTiming } from '../../src/cluster/queue.js';
+import type { Redis } from '../../src/cluster/redis.js';
+import { ResultReader } from '../../src/cluster/results.js';
+import { tasksModule, waitFor } from './harness.js';
+
+describe('cluster units', () => {
+  it('the result reader keeps a result BLPOP took although the LPOP after it fails', async () => {
+    const result = { job: '7', runs: 1, report: '', ms: 1 };
+    const calls: string[] = [];
+    let blpops = 0;
+    const fake = {
+      blpop: async () => {
+        calls.push('blpop');
+        // The first BLPOP returns a result; the next ones find nothing (after a pause, as a 1 s block would).
+        if (blpops++ === 0) return ['results', JSON.stringify(result)];
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        return null;
+      },
+      lpop: async () => {
+        calls.push('lpop');
+        throw new Error('Connection is closed.');
+      },
+    } as unknown as Redis;
+    const taken: unknown[] = [];
+    const reader = new ResultReader(fake, 'results', (one) => taken.push(one));
+    try {
+      await waitFor('the LPOP after the first result failed, and the reader read on', () => calls.filter((call) => call === 'blpop').length >= 3);
+      expect(calls.slice(0, 2)).toEqual(['blpop', 'lpop']);
+      expect(taken).toEqual([result]);
+    } finally {
+      reader.stop();
+      await reader.done;
+    }
+  });
+
+  it.each([
+    ['redis:/:s3cret@host', 's3cret'],
+    ['redis://:s3cret@', 's3cret'],
+    ['http://user:s3cret@host:6379', 's3cret'],
+  ])('an invalid Redis URL (%s) is refused without showing its password', async (url, password) => {
+    let thrown: unknown;
+    try {
+      new ClusterPool(tasksModule, { redis: url });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(TypeError);
+    expect((thrown as Error).message).toMatch(/redis:\/\/ or rediss:\/\/ URL/);
+    expect((thrown as Error).message).not.toContain(password);
+    const refused = await serve({ module: tasksModule, redis: url }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(TypeError);
+    expect((refused as Error).message).not.toContain(password);
+  });
+
+  it('delivery timing: a lost worker’s chunk runs elsewhere within 10 s, and a lock outlives two long pauses of 2 s', () => {
+    expect(defaultTiming.lockDuration + defaultTiming.stalledInterval).toBeLessThanOrEqual(10_000);
+    // Renewed every half of it: a renewal may come up to lock/2 late before the lock lapses.
+    expect(defaultTiming.lockDuration / 2).toBeGreaterThanOrEqual(2000);
+  });
+});
