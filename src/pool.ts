@@ -310,6 +310,10 @@ export class Pool<M = UntypedModule> {
       const bad = list.findIndex((tuple) => !Array.isArray(tuple));
       if (bad >= 0) throw new TypeError(`Expected \`argTuples[${bad}]\` to be an array of arguments, got \`${String(list[bad])}\` (${typeof list[bad]})`);
     }
+    if (resolved.chunksize === undefined) {
+      const sizing = this.#backend.sized?.();
+      if (sizing !== undefined) await sizing;
+    }
     const chunksize = resolved.chunksize ?? defaultChunksize(list.length, this.#backend.max);
     this.#admit(list.length, chunksize);
     return this.#withTask(task, (name) => new BatchCall(this.#context, name, list, { spread, single: false, chunksize }, resolved).promise as Promise<unknown[]>);

@@ -135,6 +135,13 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
     return this.#watch.workersKnown();
   }
 
+  /** Before any worker has announced itself, default chunking would divide by 1: calls wait for the first look. */
+  sized(): Promise<void> | undefined {
+    if (this.#state !== 'running' || this.#workers.length > 0) return undefined;
+    // No worker at all: the call goes on and meets the pool's usual no-worker handling.
+    return this.#watch.workersKnown().catch(() => undefined);
+  }
+
   async tasks(): Promise<string[]> {
     await this.ready();
     return this.#workers[0]?.tasks ?? [];

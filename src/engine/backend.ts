@@ -88,6 +88,8 @@ export interface Backend {
 export interface PoolBackend extends Backend {
   /** Runners at most (children; a cluster's worker children): default chunking divides by it. */
   readonly max: number;
+  /** Resolves once `max` is known (a cluster before its workers announce themselves); undefined when it is. */
+  sized?(): Promise<void> | undefined;
   /** Runners now. */
   readonly size: number;
   /** Runners with work. */

@@ -50,6 +50,22 @@ describeCluster('cluster: the Pool API across workers', () => {
     expect(await pool.starmap('add', items.map((i) => [i, i] as [number, number]))).toEqual(items.map((i) => 2 * i));
   });
 
+  it('default chunking divides by the workers\' children, also for a map made right after the constructor', async () => {
+    await Promise.all([startWorker(redis.url), startWorker(redis.url)]);
+    const pool = open();
+    // No ready(): before the fix the pool divided by 1 runner and cut 4 chunks.
+    const items = Array.from({ length: 800 }, (_, i) => i);
+    expect(await pool.map('double', items)).toEqual(items.map((i) => i * 2));
+    const client = new Redis(redis.url);
+    try {
+      // BullMQ numbers its jobs: the counter is how many chunks were queued.
+      const jobs = Number(await client.get(`procpool:${pool.queue}:id`));
+      expect(jobs).toBe(8);
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('offers the core calls: apply, the async forms, imap, task by function, stats, close/join, await using', async () => {
     await startWorker(redis.url);
     const tasks = (await import(tasksModule)) as Tasks;
