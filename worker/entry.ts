@@ -11,8 +11,8 @@ import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
 import { DISCONNECTED_EXIT_CODE, isParentMessage, type ChildMessage, type InitMessage, type ItemsMessage, type RunMessage, type WireFailure } from '../src/protocol.js';
 import { findUnsendable } from '../src/transfer.js';
+import { boot } from './boot.js';
 import { locateSyntaxError } from './syntax-error.js';
-import { startWatchdog } from './watchdog.js';
 
 // Loaded when first needed, off every child's start-up path.
 type ErrorCodec = typeof import('../src/error-codec.js');
@@ -324,18 +324,4 @@ function fatal(error: unknown): void {
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);
 
-// What the parent put on the command line (local/spawn.ts): the module, so
-// that it loads while the init message is on its way; how this child is kept
-// from outliving its parent; the parent's pid.
-const [preloadUrl, guard, parentPid] = process.argv.slice(2);
-if (guard === 'pdeathsig') {
-  // The kernel kills this child when its parent dies, from the moment setpriv
-  // asked for it: a parent that died before that is gone already.
-  if (process.ppid !== Number(parentPid)) process.exit(DISCONNECTED_EXIT_CODE);
-} else {
-  // A module stuck in a synchronous loop while loading must not outlive the parent either.
-  startWatchdog();
-}
-const preloaded = preloadUrl === undefined ? undefined : { url: preloadUrl, loading: import(preloadUrl) as Promise<unknown> };
-// A load error is reported when the init message asks for the module, never as an unhandled rejection.
-preloaded?.loading.catch(() => undefined);
+const preloaded = boot(process.argv.slice(2));
