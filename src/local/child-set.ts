@@ -13,6 +13,7 @@ import type { ResolvedPoolOptions } from '../options.js';
 import type { ChildStats } from '../stats.js';
 import { Child, type ChildEvents, type ChildExit, type ChildInit } from './child.js';
 import { Entry } from './ledger.js';
+import { capacityOf, pickChild, startingEmpty } from './placement.js';
 import { Sizing, depthFor } from './sizing.js';
 import { Starts } from './starts.js';
 import { spawnLazily } from './deferred-port.js';
@@ -53,6 +54,8 @@ export class ChildSet implements Backend {
   /** Children's output, merged, when stdio is 'pipe'. */
   readonly stdout: PassThrough | undefined;
   readonly stderr: PassThrough | undefined;
+  /** `#usable` as a value, for placement.ts. */
+  readonly #usableNow = (child: Child): boolean => this.#usable(child);
 
   constructor(options: ResolvedPoolOptions, moduleUrl: string, spawn: SpawnPort = spawnLazily) {
     this.#options = options;
@@ -76,25 +79,8 @@ export class ChildSet implements Backend {
     return this.#failure;
   }
 
-  /**
-   * Starting children take work only while none is ready (at start-up, so
-   * that early calls wait in their pipes): once one is ready, an item never
-   * waits behind a booting replacement while a ready child could run it.
-   * What starting children already hold still counts, as p-queue counts it.
-   */
   get capacity(): number {
-    let ready = 0;
-    let starting = 0;
-    let held = 0;
-    for (const child of this.#live) {
-      if (!this.#usable(child)) continue;
-      if (child.state === 'ready') ready++;
-      else {
-        starting++;
-        held += child.load;
-      }
-    }
-    return ready === 0 ? starting * this.#depth : ready * this.#depth + held;
+    return capacityOf(this.#live, this.#usableNow, this.#depth);
   }
 
   get restarts(): number {
@@ -228,21 +214,10 @@ export class ChildSet implements Backend {
     return (child.state === 'starting' || child.state === 'ready') && child.assigned < this.#options.maxTasksPerChild && this.#state === 'running';
   }
 
-  /**
-   * A ready child below the depth, the least loaded; else the least loaded
-   * usable one (a starting child takes work into its pipe, so calls made
-   * during start-up save a round trip — but never while a ready one has room).
-   */
   #pick(): Child | undefined {
-    let ready: Child | undefined;
-    let any: Child | undefined;
-    for (const child of this.#live) {
-      if (!this.#usable(child)) continue;
-      if (child.state === 'ready' && child.load < this.#depth && (ready === undefined || child.load < ready.load)) ready = child;
-      if (any === undefined || child.load < any.load) any = child;
-    }
-    return ready ?? any;
+    return pickChild(this.#live, this.#usableNow, this.#depth);
   }
+
 
   #start(slot: number): Child {
     const port = this.#spawn(this.#init, { stdout: this.stdout, stderr: this.stderr ?? process.stderr });
@@ -276,17 +251,10 @@ export class ChildSet implements Backend {
     if (this.#state !== 'running' || this.#fitting) return;
     this.#fitting = true;
     try {
-      while (this.#state === 'running' && this.#sizing.toStart(this.size + this.#respawning, this.#waiting - this.#startingEmpty()) > 0) this.#start(this.#freeSlot());
+      while (this.#state === 'running' && this.#sizing.toStart(this.size + this.#respawning, this.#waiting - startingEmpty(this.#live, this.#usableNow)) > 0) this.#start(this.#freeSlot());
     } finally {
       this.#fitting = false;
     }
-  }
-
-  /** Starting children with nothing yet: each takes a waiting chunk once ready (capacity leaves them out until then). */
-  #startingEmpty(): number {
-    let empty = 0;
-    for (const child of this.#live) if (child.state === 'starting' && child.load === 0 && this.#usable(child)) empty++;
-    return empty;
   }
 
   /** An idle child of an elastic pool leaves after `idleTimeout`, down to the minimum. */
