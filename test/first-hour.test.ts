@@ -164,6 +164,17 @@ describe('a parent started with flags of its own invocation', () => {
   }, timeout);
 });
 
+describe("the child's command line", () => {
+  // Pins: the pool passes the module, the orphan guard and its pid on the
+  // child's command line; a task module that reads process.argv (at load or
+  // later) must still see none of it, as before.
+  it('a task module sees no arguments of the pool in process.argv, at load and after', async () => {
+    await using pool = new Pool(tasks, { processes: 1, ...base });
+    expect(await pool.apply('argvWhenLoaded')).toEqual([]);
+    expect(await pool.apply('argv')).toEqual([]);
+  });
+});
+
 describe('a .ts task module', () => {
   // Pins: a plain `node` parent (not under tsx) could not load a .ts module;
   // procpool now adds tsx's loader, resolved from its own location. The

@@ -13,8 +13,9 @@ export interface Preloaded {
 }
 
 /** Sets up the orphan guard and starts loading the module named on the command line. */
-export function boot(argv: readonly string[]): Preloaded | undefined {
-  const [url, guard, parentPid] = argv;
+export function boot(argv: string[]): Preloaded | undefined {
+  // Taken off process.argv: a task module that reads its arguments sees the worker's own, as before.
+  const [url, guard, parentPid] = argv.splice(2);
   if (guard === 'pdeathsig') {
     // The kernel kills this child when its parent dies, from the moment setpriv
     // asked for it: a parent that died before that is gone already.

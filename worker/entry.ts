@@ -324,4 +324,4 @@ function fatal(error: unknown): void {
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);
 
-const preloaded = boot(process.argv.slice(2));
+const preloaded = boot(process.argv);
