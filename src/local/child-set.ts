@@ -14,7 +14,7 @@ import type { ChildStats } from '../stats.js';
 import { Child, type ChildEvents, type ChildExit, type ChildInit } from './child.js';
 import { Entry } from './ledger.js';
 import { capacityOf, pickChild, startingEmpty } from './placement.js';
-import { Sizing, depthFor } from './sizing.js';
+import { Sizing, approxBytes, depthFor } from './sizing.js';
 import { Starts } from './starts.js';
 import { spawnLazily } from './deferred-port.js';
 import type { ChildPort, SpawnPort } from './spawn.js';
@@ -47,6 +47,8 @@ export class ChildSet implements Backend {
   #fitting = false;
   #startFailures = 0;
   #chunkMs: number | undefined;
+  /** Recent chunks' argument bytes, roughly (a moving average). */
+  #chunkBytes = 0;
   #depth = 1;
   #demand = false;
   readonly #starts: Starts;
@@ -158,6 +160,7 @@ export class ChildSet implements Backend {
     }
     // Cut where the child reaches maxTasksPerChild: items are counted exactly.
     this.#sizing.busy(child);
+    this.#chunkBytes = this.#chunkBytes * 0.7 + approxBytes(job.args, job.spread) * 0.3;
     const room = this.#options.maxTasksPerChild - child.assigned;
     const entry = child.run(room < job.args.length ? { ...job, args: job.args.slice(0, room) } : job);
     if (child.assigned >= this.#options.maxTasksPerChild) this.#retire(child, false);
@@ -289,7 +292,7 @@ export class ChildSet implements Backend {
     this.#idle(child);
     if (ran !== undefined) {
       this.#chunkMs = this.#chunkMs === undefined ? ran.ms : this.#chunkMs * 0.7 + ran.ms * 0.3;
-      const depth = depthFor(this.#chunkMs);
+      const depth = depthFor(this.#chunkMs, this.#chunkBytes);
       if (depth !== this.#depth) {
         this.#depth = depth;
         this.#changed();
