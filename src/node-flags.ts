@@ -41,7 +41,7 @@ export function entryFlag(flags: readonly string[]): string | undefined {
   return flags.find((flag) => changesEntry(flagName(flag)));
 }
 
-const typeScript = new Set(['.ts', '.mts', '.cts']);
+const typeScript = new Set(['.ts', '.mts', '.cts', '.tsx']);
 
 /** Whether the flags already load TypeScript (tsx, or another known transpiler); a preload such as dotenv does not. */
 function hasTypeScriptLoader(flags: readonly string[]): boolean {
@@ -67,6 +67,17 @@ export function typeScriptFlags(moduleUrl: string, flags: readonly string[]): st
   } catch {
     return [];
   }
+}
+
+/**
+ * Whether children could load the module with these flags: not TypeScript,
+ * a TypeScript loader named or found (tsx), or a Node that strips types
+ * itself (.ts, .mts, .cts; not .tsx, whose JSX needs a transform).
+ */
+export function canLoadModule(moduleUrl: string, flags: readonly string[]): boolean {
+  const extension = extname(fileURLToPath(moduleUrl));
+  if (!typeScript.has(extension) || hasTypeScriptLoader(flags) || typeScriptFlags(moduleUrl, flags).length > 0) return true;
+  return nodeStripsTypes() && extension !== '.tsx';
 }
 
 /** What to do when a child could not load a TypeScript module. */
