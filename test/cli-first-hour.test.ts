@@ -4,12 +4,13 @@
  * cannot carry, blank lines at the end of the input, `| head -1`, and a
  * `.ts` module where tsx cannot be found.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { finished, type Finished } from './fixtures/cli-helpers.js';
 import { countLines } from '../src/cli/input.js';
 import { runOnTerminal, screenLines, terminalRunner } from './fixtures/cli-first-hour/terminal.js';
 
@@ -20,24 +21,6 @@ const tasks = join(fixtures, 'tasks.mjs');
 const pidRecorder = join(fixtures, 'pid-recorder.mjs');
 const timeout = 60_000;
 
-interface Finished {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Collects a started process's output until it exits. */
-function finished(child: ChildProcess): Promise<Finished> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (data: Buffer) => (stdout += data.toString()));
-  child.stderr?.on('data', (data: Buffer) => (stderr += data.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
 
 /** Runs the command with `args`, `stdin` as its standard input. */
 function procpool(args: string[], stdin = '', command = cli): Promise<Finished> {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { finished, type Finished } from './fixtures/cli-helpers.js';
 
 const cli = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 const tasks = fileURLToPath(new URL('./fixtures/cli-tasks.mjs', import.meta.url));
@@ -16,23 +17,6 @@ const typedTasks = fileURLToPath(new URL('./fixtures/cli-tasks.ts', import.meta.
 const throwsOnLoad = fileURLToPath(new URL('./fixtures/cli-throws-on-load.mjs', import.meta.url));
 const timeout = 30_000;
 
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Collects a started process's output until it exits. */
-function finished(child: ChildProcess): Promise<Finished> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (data: Buffer) => (stdout += data.toString()));
-  child.stderr?.on('data', (data: Buffer) => (stderr += data.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** Runs the command with `args`, `stdin` as its standard input. */
 function procpool(args: string[], stdin = ''): Promise<Finished> {

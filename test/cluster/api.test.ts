@@ -12,26 +12,20 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { Pool, PoolClosedError, SerializationError, TaskTimeoutError } from 'procpool';
 import { ClusterPool, ClusterUnavailableError, JobRefusedError } from 'procpool/cluster';
 import { describeCluster } from './gate.js';
-import { startWorker, stopWorkers, tasksModule, waitFor } from './harness.js';
+import { clusterPools, startWorker, stopWorkers, tasksModule, waitFor } from './harness.js';
 import { startRedis, type RedisServer } from './redis.js';
 
 type Tasks = typeof import('../fixtures/cluster-tasks.mjs');
 
 describeCluster('cluster: the Pool API across workers', () => {
   let redis: RedisServer;
-  let pools: ClusterPool<Tasks>[] = [];
-  const open = (options: Partial<ConstructorParameters<typeof ClusterPool>[1]> = {}): ClusterPool<Tasks> => {
-    const pool = new ClusterPool<Tasks>(tasksModule, { redis: redis.url, pollInterval: 200, callerTtl: 2000, ...options });
-    pools.push(pool);
-    return pool;
-  };
+  const { open, track, terminateAll } = clusterPools(() => redis.url);
 
   beforeAll(async () => {
     redis = await startRedis();
   });
   afterEach(async () => {
-    await Promise.all(pools.map((pool) => pool.terminate()));
-    pools = [];
+    await terminateAll();
     await stopWorkers();
   });
   afterAll(async () => {
@@ -149,7 +143,7 @@ describeCluster('cluster: the Pool API across workers', () => {
     const same = new ClusterPool(v1, settings);
     const own = new ClusterPool(v2, { ...settings, workerTimeout: 1500 });
     const shared = new ClusterPool(v2, { ...settings, queue: 'shared' });
-    pools.push(same as ClusterPool<Tasks>, own as ClusterPool<Tasks>, shared as ClusterPool<Tasks>);
+    track(same, own, shared);
     expect(own.queue).not.toBe(same.queue);
     expect(await same.apply('version')).toBe(1);
     const noWorker = await own.apply('version').catch((thrown: unknown) => thrown);

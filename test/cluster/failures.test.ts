@@ -13,33 +13,17 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { PoolClosedError } from 'procpool';
-import { ClusterPool, ClusterUnavailableError } from 'procpool/cluster';
+import { ClusterUnavailableError } from 'procpool/cluster';
 import { describeCluster } from './gate.js';
-import { alive, cleanEnv, startWorker, stopWorkers, tasksModule, waitFor } from './harness.js';
+import { alive, cleanEnv, clusterPools, runs, startWorker, stopWorkers, tasksModule, waitFor } from './harness.js';
 import { startRedis, type RedisServer } from './redis.js';
 
-type Tasks = typeof import('../fixtures/cluster-tasks.mjs');
 const caller = fileURLToPath(new URL('../fixtures/cluster-caller.mjs', import.meta.url));
-
-/** Lines of the runs log: `item pid ppid` per start. */
-function runs(dir: string): Array<{ item: number; pid: number; ppid: number }> {
-  const log = join(dir, 'runs.log');
-  if (!existsSync(log)) return [];
-  return readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((line) => {
-    const [item, pid, ppid] = line.split(' ').map(Number);
-    return { item: item!, pid: pid!, ppid: ppid! };
-  });
-}
 
 describeCluster('cluster: failures', () => {
   let redis: RedisServer;
-  let pools: ClusterPool<Tasks>[] = [];
   let dir: string;
-  const open = (options: Partial<ConstructorParameters<typeof ClusterPool>[1]> = {}): ClusterPool<Tasks> => {
-    const pool = new ClusterPool<Tasks>(tasksModule, { redis: redis.url, pollInterval: 200, callerTtl: 2000, ...options });
-    pools.push(pool);
-    return pool;
-  };
+  const { open, terminateAll } = clusterPools(() => redis.url);
   const items = (n: number, ms: number): Array<[string, number, number]> => Array.from({ length: n }, (_, i) => [dir, i, ms]);
 
   beforeEach(async () => {
@@ -47,8 +31,7 @@ describeCluster('cluster: failures', () => {
     dir = mkdtempSync(join(tmpdir(), 'procpool-cluster-'));
   });
   afterEach(async () => {
-    await Promise.all(pools.map((pool) => pool.terminate()));
-    pools = [];
+    await terminateAll();
     await stopWorkers();
     await redis.stop();
   });

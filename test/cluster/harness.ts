@@ -5,7 +5,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ClusterPool } from 'procpool/cluster';
+
+type ClusterPoolOptions = ConstructorParameters<typeof ClusterPool>[1];
 
 const cli = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 export const tasksModule = fileURLToPath(new URL('../fixtures/cluster-tasks.mjs', import.meta.url));
@@ -100,4 +104,40 @@ export async function stopWorkers(): Promise<void> {
   }
   started.length = 0;
   await waitFor(`no worker or worker child left (${pids.join(', ')})`, () => pids.every((pid) => !alive(pid)), 15_000);
+}
+
+/** The cluster tests' task module, as a type. */
+export type ClusterTasks = typeof import('../fixtures/cluster-tasks.mjs');
+
+/** The pools a test file opens against the Redis at `url()`: quick polls, a short caller heartbeat; all terminated by `terminateAll` after each test. */
+export function clusterPools(url: () => string): {
+  open(options?: Partial<ClusterPoolOptions>): ClusterPool<ClusterTasks>;
+  /** Pools the test made itself (of another module), terminated with the others. */
+  track(...made: Array<{ terminate(): Promise<void> }>): void;
+  terminateAll(): Promise<void>;
+} {
+  const pools: Array<{ terminate(): Promise<void> }> = [];
+  return {
+    open(options = {}) {
+      const pool = new ClusterPool<ClusterTasks>(tasksModule, { redis: url(), pollInterval: 200, callerTtl: 2000, ...options });
+      pools.push(pool);
+      return pool;
+    },
+    track(...made) {
+      pools.push(...made);
+    },
+    async terminateAll() {
+      await Promise.all(pools.splice(0).map((pool) => pool.terminate()));
+    },
+  };
+}
+
+/** Lines of a task's runs log (`dir/runs.log`): `item pid ppid` per start. */
+export function runs(dir: string): Array<{ item: number; pid: number; ppid: number }> {
+  const log = join(dir, 'runs.log');
+  if (!existsSync(log)) return [];
+  return readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((line) => {
+    const [item, pid, ppid] = line.split(' ').map(Number);
+    return { item: item!, pid: pid!, ppid: ppid! };
+  });
 }

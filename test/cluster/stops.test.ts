@@ -11,32 +11,14 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { TaskTimeoutError } from 'procpool';
-import { ClusterPool } from 'procpool/cluster';
 import { describeCluster } from './gate.js';
-import { alive, startWorker, stopWorkers, tasksModule, waitFor } from './harness.js';
+import { alive, clusterPools, runs, startWorker, stopWorkers, waitFor } from './harness.js';
 import { startRedis, type RedisServer } from './redis.js';
-
-type Tasks = typeof import('../fixtures/cluster-tasks.mjs');
-
-/** Lines of the runs log: `item pid ppid` per start. */
-function runs(dir: string): Array<{ item: number; pid: number; ppid: number }> {
-  const log = join(dir, 'runs.log');
-  if (!existsSync(log)) return [];
-  return readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((line) => {
-    const [item, pid, ppid] = line.split(' ').map(Number);
-    return { item: item!, pid: pid!, ppid: ppid! };
-  });
-}
 
 describeCluster('cluster: stopping remote work', () => {
   let redis: RedisServer;
-  let pools: ClusterPool<Tasks>[] = [];
   let dir: string;
-  const open = (options: Partial<ConstructorParameters<typeof ClusterPool>[1]> = {}): ClusterPool<Tasks> => {
-    const pool = new ClusterPool<Tasks>(tasksModule, { redis: redis.url, pollInterval: 200, callerTtl: 2000, ...options });
-    pools.push(pool);
-    return pool;
-  };
+  const { open, terminateAll } = clusterPools(() => redis.url);
   const startedPid = (item: number): number => Number(readFileSync(join(dir, `started-${item}`), 'utf8'));
 
   beforeAll(async () => {
@@ -46,8 +28,7 @@ describeCluster('cluster: stopping remote work', () => {
     dir = mkdtempSync(join(tmpdir(), 'procpool-cluster-'));
   });
   afterEach(async () => {
-    await Promise.all(pools.map((pool) => pool.terminate()));
-    pools = [];
+    await terminateAll();
     await stopWorkers();
   });
   afterAll(async () => {
