@@ -16,6 +16,7 @@ interface WorkerFlags {
   nodeOption?: string[];
   lockDuration?: number;
   stalledInterval?: number;
+  verbose?: boolean;
 }
 
 const help = `
@@ -44,6 +45,7 @@ export function addWorkerCommand(program: Command): void {
     .option('--node-option <flag>', 'a Node flag for the children (repeatable)', collect)
     .option('--lock-duration <ms>', "a chunk's lock; a lost worker's chunks run elsewhere within about lock + stalled interval (default 5000)", milliseconds)
     .option('--stalled-interval <ms>', 'how often to look for chunks of lost workers (default 1500)', milliseconds)
+    .option('--verbose', "also log BullMQ's own messages (locks it could not renew, jobs gone when it came to finish them)")
     .addHelpText('after', help)
     .action(async (module: string, flags: WorkerFlags) => {
       if (flags.redis === undefined) throw new UsageError('--redis <url> (or PROCPOOL_REDIS) is required');
@@ -61,6 +63,7 @@ export function addWorkerCommand(program: Command): void {
           nodeOptions: childNodeOptions(url, flags.nodeOption ?? []),
           timing: { ...(flags.lockDuration === undefined ? {} : { lockDuration: flags.lockDuration }), ...(flags.stalledInterval === undefined ? {} : { stalledInterval: flags.stalledInterval }) },
           log,
+          verbose: flags.verbose === true,
         });
       } catch (error) {
         if (error instanceof TypeError) throw new UsageError(error.message);
@@ -73,7 +76,10 @@ export function addWorkerCommand(program: Command): void {
           if (signals === 1) {
             log('procpool worker: stopping (running chunks finish; signal again to stop now)');
             void server.stop().then(resolve);
-          } else if (signals === 2) void server.kill().then(resolve);
+          } else if (signals === 2) {
+            log('procpool worker: stopping now (running chunks go back to the queue)');
+            void server.kill().then(resolve);
+          }
           else process.exit(130);
         };
         process.on('SIGINT', onSignal);

@@ -99,12 +99,23 @@ export interface JobTaker {
   close(force: boolean): Promise<void>;
 }
 
+/** How long a job given back waits for Redis to take it (ms). */
+const releaseTimeoutMs = 2000;
+
+/** `promise` settled, or `ms` passed; never rejects. */
+async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 export function takeJobs(connection: Redis, name: string, concurrency: number, timing: DeliveryTiming, run: (job: TakenJob) => Promise<RunEnd>, events: TakerEvents): JobTaker {
   const processor = async (job: Job<JobData>, token?: string): Promise<void> => {
     const end = await run({ id: job.id!, data: job.data, runs: Math.max(job.attemptsStarted, 1 + (job.stalledCounter ?? 0)) });
     if (end === 'done') return;
     // Back to wait while this worker still holds the lock; WaitingError tells BullMQ the job is not finished.
-    await job.moveToWait(token);
+    // Bounded: with Redis away the lock lapses instead, and the job runs again elsewhere all the same.
+    await bounded(job.moveToWait(token), releaseTimeoutMs);
     throw new WaitingError();
   };
   const worker = new Worker<JobData>(name, processor, {

@@ -66,3 +66,61 @@ export async function closeRedis(redis: Redis, graceMs = 1000): Promise<void> {
   }
   redis.disconnect();
 }
+
+/** Why a connection cannot reach Redis: what a person would fix. */
+export type ConnectionProblemKind = 'auth' | 'tls' | 'refused' | 'unreachable';
+
+export interface ConnectionProblem {
+  readonly kind: ConnectionProblemKind;
+  /** One line: the kind in words, then the system's or the server's own message. */
+  readonly message: string;
+  readonly cause: Error;
+}
+
+/** Classifies a connection error: bad credentials and TLS trouble do not heal by waiting; refused or unreachable may. */
+export function connectionProblem(error: Error): ConnectionProblem {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  const text = error.message;
+  if (/^(WRONGPASS|NOAUTH|NOPERM)|invalid password|invalid username-password/i.test(text)) return { kind: 'auth', message: `authentication failed (${text})`, cause: error };
+  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO_(VERIFY|GET)/.test(code) || /certificate|SSL routines|TLS/i.test(text)) return { kind: 'tls', message: `TLS failed (${text})`, cause: error };
+  if (code === 'ECONNREFUSED') return { kind: 'refused', message: `connection refused (${text})`, cause: error };
+  return { kind: 'unreachable', message: `unreachable (${text})`, cause: error };
+}
+
+/** A connection's ups and downs, each told once: `down` with the problem that took it down or kept it from coming up. */
+export interface LinkEvents {
+  up(first: boolean): void;
+  down(problem: ConnectionProblem | undefined, wasUp: boolean): void;
+}
+
+/** Reports each change of `redis` between up and down once (ioredis retries every second, and says so each time). */
+export function watchLink(redis: Redis, events: LinkEvents): { readonly problem: ConnectionProblem | undefined } {
+  let state: 'connecting' | 'up' | 'down' = 'connecting';
+  let everUp = false;
+  let problem: ConnectionProblem | undefined;
+  redis.on('error', (error: Error) => {
+    problem = connectionProblem(error);
+    // Never up yet: the first failure to connect is worth saying, once.
+    if (state === 'connecting') {
+      state = 'down';
+      events.down(problem, false);
+    }
+  });
+  redis.on('ready', () => {
+    if (state === 'up') return;
+    state = 'up';
+    problem = undefined;
+    events.up(!everUp);
+    everUp = true;
+  });
+  redis.on('close', () => {
+    if (state !== 'up') return;
+    state = 'down';
+    events.down(problem, true);
+  });
+  return {
+    get problem() {
+      return problem;
+    },
+  };
+}

@@ -18,7 +18,8 @@ import { encodeValue, readArgs, readJobData, remoteFailure, type ChunkResult, ty
 import { JobRefusedError } from './errors.js';
 import { checkQueueName, moduleIdentity, QueueKeys, type ModuleIdentity } from './identity.js';
 import { defaultTiming, takeJobs, type DeliveryTiming, type JobTaker, type RunEnd, type TakenJob } from './queue.js';
-import { checkRedisUrl, closeRedis, connectRedis, showRedisUrl, type Redis } from './redis.js';
+import { checkRedisUrl, closeRedis, connectRedis, showRedisUrl, watchLink, type Redis } from './redis.js';
+import { Slots } from './slots.js';
 
 /** Options of `serve()` (and of `procpool worker`). */
 export interface ServeOptions {
@@ -35,6 +36,10 @@ export interface ServeOptions {
   timing?: Partial<DeliveryTiming>;
   /** Where the worker says what it does. @default none */
   log?: (line: string) => void;
+  /** Also log BullMQ's own messages (locks it could not renew, jobs gone when it came to finish them). @default false */
+  verbose?: boolean;
+  /** The children's environment, less PROCPOOL_REDIS and any variable holding the Redis URL or password. @default process.env */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** A running worker. */
@@ -50,10 +55,12 @@ export interface Server {
   kill(): Promise<void>;
 }
 
-/** Chunks taken at once per child: the next one is at hand when one ends. */
+/** Chunks taken from the queue at once per child: the next one is at hand when one ends. */
 const depth = 2;
 /** The announcement's TTL; renewed every third of it. */
 const announceTtlMs = 3000;
+/** A stopping worker's last words to Redis (results, jobs' ends, leaving): this long while it answers, less while it is away. */
+const lastWordsMs = { up: 10_000, down: 2000 };
 
 /**
  * serving; draining: takes no more jobs, running ones finish; releasing:
@@ -81,47 +88,69 @@ class Worker implements Server {
   readonly #redis: Redis;
   readonly #subscriber: Redis;
   readonly #taker: JobTaker;
+  readonly #slots: Slots;
   readonly #running = new Map<string, Running>();
   /** Jobs being taken or run, until their processor returns. */
   readonly #taking = new Set<Promise<unknown>>();
+  /** Chunks on the local pool, until they end there. */
+  readonly #local = new Set<Promise<unknown>>();
   readonly #beat: NodeJS.Timeout;
-  readonly #log: (line: string) => void;
+  readonly #log: Logs;
   readonly #processes: number;
+  /** Resolved by a forced stop: nothing more is waited for. */
+  readonly #forced: { promise: Promise<void>; resolve(): void };
   #state: State = 'serving';
   #stopped: Promise<void> | undefined;
 
-  constructor(identity: ModuleIdentity, pool: Pool, tasks: string[], redisUrl: string, timing: DeliveryTiming, log: (line: string) => void) {
+  constructor(identity: ModuleIdentity, pool: Pool, tasks: string[], redisUrl: string, timing: DeliveryTiming, log: Logs) {
     this.#identity = identity;
     this.queue = identity.queue;
     this.tasks = tasks;
     this.#keys = new QueueKeys(identity.queue);
     this.#pool = pool;
     this.#processes = pool.stats.processes;
+    this.#slots = new Slots(this.#processes);
     this.#log = log;
+    this.#forced = deferred();
     this.#redis = connectRedis(redisUrl, 'procpool-worker');
+    const shown = showRedisUrl(redisUrl);
+    watchLink(this.#redis, {
+      up: (first) => {
+        if (first) log.info(`procpool worker: serving ${identity.url} (exports: ${tasks.join(', ') || 'none'}) with ${this.#processes} children on queue "${identity.queue}" at ${shown}`);
+        else log.info(`procpool worker: connected to Redis again; serving`);
+        void this.#heartbeat();
+      },
+      down: (problem, wasUp) =>
+        log.info(wasUp ? `procpool worker: lost its connection to Redis at ${shown}${problem ? `: ${problem.message}` : ''}; retrying every second` : `procpool worker: cannot reach Redis at ${shown}: ${problem?.message ?? 'no answer'}; retrying every second`),
+    });
     this.#subscriber = connectRedis(redisUrl, 'procpool-worker-cancel');
     void this.#subscriber.subscribe(this.#keys.cancelChannel).catch(() => undefined);
     this.#subscriber.on('message', (_channel: string, jobId: string) => this.#end(jobId, 'stopped'));
     this.#taker = takeJobs(this.#redis, identity.queue, this.#processes * depth, timing, (job) => this.#run(job), {
-      onError: (error) => log(`procpool worker: queue error: ${error.message}`),
+      onError: (error) => log.internal(error),
       onLockLost: (ids) => {
         // The queue may hand these to another worker already: this run's outcome would be a duplicate.
-        log(`procpool worker: lost the lock of job(s) ${ids.join(', ')}; stopping them here (they run again elsewhere)`);
+        log.info(`procpool worker: lost the lock of job(s) ${ids.join(', ')} (Redis was slow or away); stopping them here: they run again elsewhere`);
         for (const id of ids) this.#end(id, 'stopped');
       },
     });
     this.#beat = setInterval(() => void this.#heartbeat(), announceTtlMs / 3);
-    void this.#heartbeat();
   }
 
   stop(): Promise<void> {
-    if (this.#state === 'serving') this.#state = 'draining';
+    if (this.#state === 'serving') {
+      this.#state = 'draining';
+      // Taken but not started: back to the queue, for another worker.
+      this.#slots.release();
+    }
     return (this.#stopped ??= this.#leave());
   }
 
   kill(): Promise<void> {
     if (this.#state === 'serving' || this.#state === 'draining') {
       this.#state = 'releasing';
+      this.#slots.release();
+      this.#forced.resolve();
       // Each running job's processor moves it back to the queue while this worker still holds its lock.
       for (const id of [...this.#running.keys()]) this.#end(id, 'released');
     }
@@ -136,21 +165,29 @@ class Worker implements Server {
     running.controller.abort();
   }
 
-  /** Takes no more jobs; running ones finish (draining) or go back to the queue (releasing); then the children stop. */
+  /**
+   * Takes no more jobs; running chunks finish (draining) or stop (releasing);
+   * then Redis gets a bounded time for the results and the jobs' ends — the
+   * jobs it never hears about run again elsewhere once their locks lapse.
+   */
   async #leave(): Promise<void> {
     // Not forced: BullMQ would record the released jobs as completed. Their processors return quickly once released.
-    await this.#taker.close(false);
-    await Promise.allSettled([...this.#taking]);
+    const closing = this.#taker.close(false).catch(() => undefined);
+    await Promise.race([Promise.allSettled([...this.#local]), this.#forced.promise]);
+    const grace = this.#redis.status === 'ready' ? lastWordsMs.up : lastWordsMs.down;
+    await within(Promise.allSettled([closing, ...this.#taking]), grace, this.#forced.promise);
     const releasing = this.#state === 'releasing';
     this.#state = 'stopped';
     clearInterval(this.#beat);
-    if (this.#redis.status === 'ready') await withdraw(this.#redis, this.#keys, this.id).catch(() => undefined);
+    if (this.#redis.status === 'ready') await within(withdraw(this.#redis, this.#keys, this.id), 1000);
     if (releasing) await this.#pool.terminate();
     else {
       this.#pool.close();
       await this.#pool.join();
     }
+    // Whatever still waits for Redis ends with the connections.
     await Promise.all([closeRedis(this.#subscriber), closeRedis(this.#redis)]);
+    await within(closing, 1000);
   }
 
   async #heartbeat(): Promise<void> {
@@ -191,7 +228,7 @@ class Worker implements Server {
     try {
       return await taking;
     } catch (error) {
-      if (error instanceof JobRefusedError) this.#log(`procpool worker: refused job ${job.id}: ${error.message}`);
+      if (error instanceof JobRefusedError) this.#log.info(`procpool worker: refused job ${job.id}: ${error.message}`);
       throw error;
     } finally {
       this.#taking.delete(taking);
@@ -199,13 +236,14 @@ class Worker implements Server {
   }
 
   async #take(job: TakenJob): Promise<RunEnd> {
-    // Taken while the worker was being stopped at once: straight back to the queue.
-    if (this.#state === 'releasing') return 'released';
     const data = readJobData(job.data);
     if (data.module !== this.#identity.hash) {
       throw new JobRefusedError(`This worker serves another version of the module: the job is for module hash ${data.module}, ${this.#identity.url} here has hash ${this.#identity.hash}`);
     }
     const args = readArgs(data);
+    // Taken ahead: it waits for a free child here; a stopping worker gives it back unstarted.
+    if (!(await this.#slots.take())) return 'released';
+    let slot = true;
     // Registered before the marks are read: a stop message from then on reaches it, one before left its mark.
     const running: Running = { controller: new AbortController(), caller: data.caller, state: 'running' };
     this.#running.set(job.id, running);
@@ -214,7 +252,11 @@ class Worker implements Server {
       // Its caller is gone or stopped it: dropped (the job completes and is removed).
       if (alive === null || cancelled !== null) return 'done';
       const started = performance.now();
-      const report = await this.#runChunk(data, args, running.controller.signal);
+      const chunk = this.#runChunk(data, args, running.controller.signal);
+      this.#local.add(chunk);
+      const report = await chunk.finally(() => this.#local.delete(chunk));
+      this.#slots.free();
+      slot = false;
       if (running.state === 'released') return 'released';
       if (report === undefined) return 'done';
       this.served.chunks++;
@@ -225,6 +267,7 @@ class Worker implements Server {
       await this.#redis.eval(pushIfCaller, 2, this.#keys.caller(data.caller), this.#keys.results(data.caller), JSON.stringify(result));
       return 'done';
     } finally {
+      if (slot) this.#slots.free();
       this.#running.delete(job.id);
     }
   }
@@ -265,14 +308,25 @@ redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ttl)
 return 1`;
 
-/** Starts a worker: its children load the module; resolves once it serves the queue. */
+/** Where a worker's lines go: `info` for everyone, `internal` for BullMQ's own errors (shown with `verbose`, else only those that say something). */
+interface Logs {
+  info(line: string): void;
+  internal(error: Error): void;
+}
+
+/** Starts a worker: its children load the module; resolves once they have, and says "serving" once Redis answers. */
 export async function serve(options: ServeOptions): Promise<Server> {
   const url = moduleUrl(options.module);
   const redis = checkRedisUrl(options.redis);
   const identity = moduleIdentity(url, checkQueueName(options.queue));
   const log = options.log ?? (() => undefined);
   const timing: DeliveryTiming = { ...defaultTiming, ...options.timing };
-  const pool = new Pool(url, { ...(options.processes === undefined ? {} : { processes: options.processes }), ...(options.nodeOptions === undefined ? {} : { nodeOptions: options.nodeOptions }) });
+  const pool = new Pool(url, {
+    ...(options.processes === undefined ? {} : { processes: options.processes }),
+    ...(options.nodeOptions === undefined ? {} : { nodeOptions: options.nodeOptions }),
+    // The task processes never see where Redis is, nor its password.
+    env: withoutSecret(options.env ?? process.env, redis),
+  });
   let tasks: string[];
   try {
     await pool.ready();
@@ -281,7 +335,37 @@ export async function serve(options: ServeOptions): Promise<Server> {
     await pool.terminate();
     throw error;
   }
-  const worker = new Worker(identity, pool, tasks, redis, timing, log);
-  log(`procpool worker: serving ${url} (exports: ${tasks.join(', ') || 'none'}) with ${pool.stats.processes} children on queue "${identity.queue}" at ${showRedisUrl(redis)}`);
-  return worker;
+  return new Worker(identity, pool, tasks, redis, timing, { info: log, internal: (error) => internalError(error, options.verbose === true, log) });
+}
+
+/** `env` without PROCPOOL_REDIS and without any variable that holds the Redis URL or its password. */
+function withoutSecret(env: Readonly<Record<string, string | undefined>>, redisUrl: string): Record<string, string | undefined> {
+  const { password } = new URL(redisUrl);
+  const secrets = [redisUrl, decodeURIComponent(password)].filter((secret) => secret !== '');
+  return Object.fromEntries(Object.entries(env).filter(([name, value]) => name !== 'PROCPOOL_REDIS' && !secrets.some((secret) => value?.includes(secret))));
+}
+
+/**
+ * BullMQ's own errors. Connection errors are already told once by the
+ * link's watch; a lock BullMQ could not renew or a job gone when it came to
+ * finish it (Redis slow, restarted, or the job taken back) are what a
+ * healthy cluster recovers from: shown with `verbose` only.
+ */
+function internalError(error: Error, verbose: boolean, log: (line: string) => void): void {
+  const routine = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|Connection is closed|WRONGPASS|NOAUTH|Missing lock for job|Missing key for job|could not renew lock|Lock mismatch/i.test(error.message);
+  if (verbose) log(`procpool worker: (bullmq) ${error.message}`);
+  else if (!routine) log(`procpool worker: queue error: ${error.message}`);
+}
+
+/** `promise`, or nothing after `ms` or once `cut` resolves; never rejects. */
+function within(promise: Promise<unknown>, ms: number, cut?: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const waits = [promise.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))), ...(cut ? [cut] : [])];
+  return Promise.race(waits).finally(() => clearTimeout(timer));
+}
+
+function deferred(): { promise: Promise<void>; resolve(): void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => (resolve = done));
+  return { promise, resolve };
 }
