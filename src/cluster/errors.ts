@@ -14,9 +14,10 @@ export class ClusterUnavailableError extends PoolError {
   /** Milliseconds the pool waited. */
   readonly waited: number;
 
-  constructor(fields: { reason: UnavailableReason; waited: number; queue: string }, options?: ErrorOptions) {
+  /** `hint`: what else was seen (Redis's own complaint, other versions' workers), appended to the message. */
+  constructor(fields: { reason: UnavailableReason; waited: number; queue: string; hint?: string }, options?: ErrorOptions) {
     const what = fields.reason === 'redis' ? 'Redis was unreachable' : `no worker served queue "${fields.queue}"`;
-    super(`The cluster is unavailable: ${what} for ${fields.waited} ms`, 'PROCPOOL_CLUSTER_UNAVAILABLE', options);
+    super(`The cluster is unavailable: ${what} for ${fields.waited} ms${fields.hint === undefined ? '' : `: ${fields.hint}`}`, 'PROCPOOL_CLUSTER_UNAVAILABLE', options);
     this.reason = fields.reason;
     this.waited = fields.waited;
   }

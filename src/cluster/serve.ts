@@ -106,7 +106,7 @@ class Worker implements Server {
     this.#identity = identity;
     this.queue = identity.queue;
     this.tasks = tasks;
-    this.#keys = new QueueKeys(identity.queue);
+    this.#keys = new QueueKeys(identity);
     this.#pool = pool;
     this.#processes = pool.stats.processes;
     this.#slots = new Slots(this.#processes);

@@ -15,7 +15,7 @@
  * looks connected for ever. A refresh that stays unanswered forces a
  * reconnection.
  */
-import { readWorkers, type Announcement } from './announce.js';
+import { describeVersions, readWorkers, type Announcement } from './announce.js';
 import { ChunkLostError, ClusterUnavailableError, JobRefusedError } from './errors.js';
 import type { QueueKeys } from './identity.js';
 import type { JobQueue } from './queue.js';
@@ -41,6 +41,8 @@ export interface Watched {
 
 export interface WatchSettings {
   readonly queue: string;
+  /** The module's hash: only its workers count. */
+  readonly module: string;
   readonly unavailableTimeout: number;
   readonly workerTimeout: number;
   readonly callerTtl: number;
@@ -66,6 +68,9 @@ export class ClusterWatch {
   #state: State = 'watching';
   #refresh: RefreshState = 'idle';
   #workers: Announcement[] = [];
+  /** Workers of other versions of the module (same family): named when none of this version serves. */
+  #others: Announcement[] = [];
+  #warned = false;
   /** When a refresh last succeeded, and when the one under way began (performance.now()). */
   #answeredAt = performance.now();
   #refreshSince = 0;
@@ -147,7 +152,20 @@ export class ClusterWatch {
   }
 
   #noWorker(waited: number): ClusterUnavailableError {
-    return new ClusterUnavailableError({ reason: 'no-worker', waited, queue: this.#settings.queue });
+    return new ClusterUnavailableError({ reason: 'no-worker', waited, queue: this.#settings.queue, ...this.#versions() });
+  }
+
+  /** What other versions serve the module's file, when some do. */
+  #versions(): { hint?: string } {
+    if (this.#others.length === 0) return {};
+    return { hint: `workers of other versions of this module serve it: module hash ${describeVersions(this.#others)}; this caller's module has hash ${this.#settings.module} (start workers with the same file content)` };
+  }
+
+  /** Said once, while work waits: only other versions serve (a rolling deploy, or a caller with a stale file). */
+  #warnOthers(): void {
+    if (this.#warned || this.#workers.length > 0 || this.#others.length === 0 || (this.#owner.waiting === 0 && [...this.#owner.inFlight()].length === 0)) return;
+    this.#warned = true;
+    process.emitWarning(`procpool: no worker serves queue "${this.#settings.queue}" yet; ${this.#versions().hint!}`, { code: 'PROCPOOL_OTHER_VERSIONS' });
   }
 
   #setUnavailable(error: ClusterUnavailableError | undefined): void {
@@ -161,11 +179,13 @@ export class ClusterWatch {
     try {
       // The heartbeat, and the results list's life with it: left by a caller that died, it expires.
       await this.#redis.multi().set(this.#keys.caller(this.#caller), '1', 'PX', this.#settings.callerTtl).pexpire(this.#keys.results(this.#caller), this.#settings.callerTtl).exec();
-      const workers = await readWorkers(this.#redis, this.#keys);
+      const { serving: workers, others } = await readWorkers(this.#redis, this.#keys, this.#settings.module);
       if (this.#state !== 'watching') return;
       this.#answeredAt = performance.now();
       const before = this.#workers.reduce((sum, worker) => sum + worker.capacity, 0);
       this.#workers = workers;
+      this.#others = others;
+      this.#warnOthers();
       if (workers.length > 0 || this.#unavailable?.reason === 'redis') this.#setUnavailable(undefined);
       if (workers.length > 0) this.#workersSeen.resolve();
       if (workers.reduce((sum, worker) => sum + worker.capacity, 0) !== before) this.#owner.changed();
