@@ -10,7 +10,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { Pool, PoolClosedError, SerializationError, TaskTimeoutError } from 'procpool';
-import { ClusterPool, ClusterUnavailableError, JobRefusedError } from 'procpool/cluster';
+import { ClusterPool, ClusterUnavailableError } from 'procpool/cluster';
 import { describeCluster } from './gate.js';
 import { clusterPools, startWorker, stopWorkers, tasksModule, waitFor } from './harness.js';
 import { startRedis, type RedisServer } from './redis.js';
