@@ -48,8 +48,22 @@ export function connectRedis(url: string, name: string, commandTimeout?: number)
     retryStrategy: (times) => Math.min(50 * times, 1000),
   });
   // Errors surface as the connection's state; an unhandled 'error' would end the process.
-  redis.on('error', () => undefined);
+  redis.on('error', () => guardStream(redis));
   return redis;
+}
+
+const guarded = new WeakSet<object>();
+
+/**
+ * ioredis listens once for a socket's error: a TLS socket refused by its
+ * peer can emit a second one (the server's alert) that would end the host
+ * program. The failed socket gets a listener of its own.
+ */
+function guardStream(redis: Redis): void {
+  const stream = redis.stream as Redis['stream'] | undefined;
+  if (stream === undefined || guarded.has(stream)) return;
+  guarded.add(stream);
+  stream.on('error', () => undefined);
 }
 
 /** Drops the connection and opens a new one: for a connection that looks up but has stopped answering. */

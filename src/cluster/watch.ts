@@ -19,7 +19,7 @@ import { describeVersions, readWorkers, type Announcement } from './announce.js'
 import { ChunkLostError, ClusterUnavailableError, JobRefusedError } from './errors.js';
 import type { QueueKeys } from './identity.js';
 import type { JobQueue } from './queue.js';
-import { reconnectRedis, type Redis } from './redis.js';
+import { reconnectRedis, watchLink, type ConnectionProblem, type Redis } from './redis.js';
 import type { RemoteAttempt } from './remote-attempt.js';
 import { Waiters } from './waiters.js';
 
@@ -65,6 +65,8 @@ export class ClusterWatch {
   readonly #owner: Watched;
   readonly #timer: NodeJS.Timeout;
   readonly #workersSeen = new Waiters();
+  /** Why the connection is down, as Redis or the system said it. */
+  readonly #link: { readonly problem: ConnectionProblem | undefined };
   #state: State = 'watching';
   #refresh: RefreshState = 'idle';
   #workers: Announcement[] = [];
@@ -86,6 +88,8 @@ export class ClusterWatch {
     this.#caller = caller;
     this.#settings = settings;
     this.#owner = owner;
+    // Credentials or TLS refused: waiting would not help, so calls and ready() hear it at once.
+    this.#link = watchLink(redis, { up: () => undefined, down: (problem) => problem !== undefined && (problem.kind === 'auth' || problem.kind === 'tls') && this.#refused(problem) });
     this.#timer = setInterval(() => this.#tick(), settings.pollInterval);
     this.#timer.unref();
     this.#tick();
@@ -99,9 +103,10 @@ export class ClusterWatch {
     return this.#unavailable;
   }
 
-  /** Resolves once a worker serves the queue; rejects after `workerTimeout`. */
+  /** Resolves once a worker serves the queue; rejects after `workerTimeout`, or once Redis is judged unavailable. */
   workersKnown(): Promise<void> {
     if (this.#state !== 'watching' || this.#workers.length > 0) return Promise.resolve();
+    if (this.#unavailable?.reason === 'redis') return Promise.reject(this.#unavailable);
     return this.#workersSeen.wait(this.#settings.workerTimeout, () => this.#noWorker(this.#settings.workerTimeout));
   }
 
@@ -116,7 +121,8 @@ export class ClusterWatch {
     const now = performance.now();
     const silent = now - this.#answeredAt;
     if (silent > this.#settings.unavailableTimeout) {
-      this.#setUnavailable(new ClusterUnavailableError({ reason: 'redis', waited: Math.round(silent), queue: this.#settings.queue }));
+      this.#setUnavailable(this.#redisAway(Math.round(silent)));
+      this.#workersSeen.reject(this.#unavailable);
       // Their jobs are stopped too once Redis answers (the marks wait in the connection's queue): nobody waits for them.
       for (const attempt of [...this.#owner.inFlight()]) this.#owner.drop(attempt, this.#unavailable);
     }
@@ -149,6 +155,21 @@ export class ClusterWatch {
     this.#setUnavailable(error);
     // Jobs already sent too: with no worker, nothing would ever end them (BullMQ's stalled check runs in workers).
     for (const attempt of inFlight) this.#owner.drop(attempt, error);
+  }
+
+  /** Redis away for `waited` ms, with what the connection last said. */
+  #redisAway(waited: number): ClusterUnavailableError {
+    const problem = this.#link.problem;
+    return new ClusterUnavailableError({ reason: 'redis', waited, queue: this.#settings.queue, ...(problem ? { hint: problem.message } : {}) }, problem ? { cause: problem.cause } : undefined);
+  }
+
+  /** Redis refused this caller (credentials, TLS): everything waiting ends now with why. */
+  #refused(problem: ConnectionProblem): void {
+    if (this.#state !== 'watching') return;
+    const error = new ClusterUnavailableError({ reason: 'redis', waited: 0, queue: this.#settings.queue, hint: problem.message }, { cause: problem.cause });
+    this.#setUnavailable(error);
+    this.#workersSeen.reject(error);
+    for (const attempt of [...this.#owner.inFlight()]) this.#owner.drop(attempt, error);
   }
 
   #noWorker(waited: number): ClusterUnavailableError {
