@@ -7,6 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { Option, type Command } from 'commander';
 import { integerFrom, milliseconds, collect, UsageError } from './options.js';
+import { exitCodes } from './run.js';
 import { childNodeOptions, resolveTaskModule } from './task-module.js';
 
 interface WorkerFlags {
@@ -51,7 +52,16 @@ export function addWorkerCommand(program: Command): void {
       if (flags.redis === undefined) throw new UsageError('--redis <url> (or PROCPOOL_REDIS) is required');
       const url = resolveTaskModule(module);
       // Loaded here: the map and starmap commands never load bullmq or ioredis.
-      const { serve } = await import('../cluster/serve.js');
+      let serve: typeof import('../cluster/serve.js').serve;
+      try {
+        ({ serve } = await import('../cluster/serve.js'));
+      } catch (error) {
+        // A missing peer (bullmq, ioredis): its install line, without a stack.
+        if (!(error instanceof Error && /^procpool\/cluster needs/.test(error.message))) throw error;
+        process.stderr.write(`procpool: ${error.message}\n`);
+        process.exitCode = exitCodes.failed;
+        return;
+      }
       const log = (line: string): void => void process.stdout.write(`${line}\n`);
       let server: Awaited<ReturnType<typeof serve>>;
       try {

@@ -5,10 +5,14 @@
  * SIGKILLed) has its job moved back to the queue by another worker's stalled
  * check — the job runs again elsewhere (at least once, never exactly once).
  */
-import { Queue, WaitingError, Worker, type Job } from 'bullmq';
+import { createRequire } from 'node:module';
+import type { Job } from 'bullmq';
 import { keyPrefix } from './identity.js';
+import { loadPeer } from './peers.js';
 import type { JobData } from './codec.js';
 import type { Redis } from './redis.js';
+
+const { Queue, WaitingError, Worker } = loadPeer('bullmq', () => createRequire(import.meta.url)('bullmq') as typeof import('bullmq'));
 
 /** How long a failed job stays readable for its caller (seconds); completed ones go at once. */
 const failedRetentionS = 300;

@@ -4,9 +4,13 @@
  * Commands wait while the connection is down (no per-command retry limit,
  * as BullMQ needs): the cluster bounds how long a call waits, not ioredis.
  */
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
+import { loadPeer } from './peers.js';
 
 export type { Redis };
+
+const ioredis = loadPeer('ioredis', () => createRequire(import.meta.url)('ioredis') as typeof import('ioredis'));
 
 /** Checks a Redis URL: `redis://[user:password@]host[:port][/db]` or `rediss://…`. */
 export function checkRedisUrl(url: unknown): string {
@@ -40,7 +44,7 @@ const keepAliveMs = 5000;
  * blocks on) rejects a command a silent host never answers.
  */
 export function connectRedis(url: string, name: string, commandTimeout?: number): Redis {
-  const redis = new Redis(url, {
+  const redis = new ioredis.Redis(url, {
     connectionName: name,
     maxRetriesPerRequest: null,
     keepAlive: keepAliveMs,
