@@ -19,13 +19,30 @@ const failedRetentionS = 300;
 
 /** The caller's side of a queue. */
 export interface JobQueue {
-  /** Adds one chunk; resolves with its job id. */
-  add(task: string, data: JobData): Promise<string>;
+  /** Adds one chunk; resolves with its job id. Adds made in one turn of the event loop go to Redis together (addBulk). */
+  add(task: string, data: JobData, options?: AddOptions): Promise<string>;
   /** Where each job is, in one round trip whatever the queue's length (same order as `ids`). */
   inspect(ids: readonly string[]): Promise<JobSighting[]>;
   /** Removes a job that no worker holds; false when one does (it runs on). */
   remove(id: string): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** BullMQ's options of one job that the caller chooses (its `jobId`). */
+export interface AddOptions {
+  jobId?: string;
+}
+
+/** Jobs per addBulk, and the payload (base64 characters) past which a batch goes at once: a big chunk never waits behind small ones. */
+const bulkJobs = 500;
+const bulkChars = 1 << 20;
+
+interface PendingAdd {
+  readonly name: string;
+  readonly data: JobData;
+  readonly opts: AddOptions;
+  resolve(id: string): void;
+  reject(error: unknown): void;
 }
 
 /** What the caller learns of a job: in the queue (waiting or running), finished, failed (and why), or gone. */
@@ -45,8 +62,27 @@ export function openQueue(connection: Redis, name: string): JobQueue {
     defaultJobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: { age: failedRetentionS, count: 1000 } },
   });
   queue.on('error', () => undefined);
+  // One round trip for the chunks a call hands out at once, instead of one each.
+  let pending: PendingAdd[] = [];
+  let chars = 0;
+  const flush = (): void => {
+    const batch = pending;
+    pending = [];
+    chars = 0;
+    if (batch.length === 0) return;
+    queue.addBulk(batch.map(({ name, data, opts }) => ({ name, data, opts }))).then(
+      (jobs) => batch.forEach((add, i) => add.resolve(jobs[i]!.id!)),
+      (error: unknown) => batch.forEach((add) => add.reject(error)),
+    );
+  };
   return {
-    add: async (task, data) => (await queue.add(task, data)).id!,
+    add: (task, data, opts = {}) =>
+      new Promise<string>((resolve, reject) => {
+        if (pending.length === 0) setImmediate(flush);
+        pending.push({ name: task, data, opts, resolve, reject });
+        chars += data.args.length;
+        if (pending.length >= bulkJobs || chars >= bulkChars) flush();
+      }),
     inspect: async (ids) => {
       if (ids.length === 0) return [];
       // One pipelined HMGET per job: O(jobs asked), where getJobState scans the queue's lists.
@@ -100,6 +136,8 @@ export interface TakerEvents {
 
 /** The worker's side: takes up to `concurrency` jobs at once; a job whose `run` throws fails with that message. */
 export interface JobTaker {
+  /** Jobs taken at once from now on. */
+  setConcurrency(concurrency: number): void;
   close(force: boolean): Promise<void>;
 }
 
@@ -132,5 +170,10 @@ export function takeJobs(connection: Redis, name: string, concurrency: number, t
   });
   worker.on('error', events.onError);
   worker.on('lockRenewalFailed', events.onLockLost);
-  return { close: (force) => worker.close(force) };
+  return {
+    setConcurrency: (concurrency) => {
+      worker.concurrency = concurrency;
+    },
+    close: (force) => worker.close(force),
+  };
 }

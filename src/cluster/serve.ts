@@ -55,8 +55,17 @@ export interface Server {
   kill(): Promise<void>;
 }
 
-/** Chunks taken from the queue at once per child: the next one is at hand when one ends. */
-const depth = 2;
+/**
+ * Chunks taken from the queue at once per child: the next one is at hand
+ * when one ends. Short chunks are taken deeper (the Redis round trips of
+ * one overlap the others' runs); long ones two at a time, so that another
+ * worker is not left idle while this one holds work it cannot start.
+ */
+function depthFor(chunkMs: number): number {
+  return Math.max(2, Math.min(16, Math.ceil(workAheadMs / Math.max(chunkMs, 0.01))));
+}
+/** How much work (ms) a child's taken chunks should hold. */
+const workAheadMs = 20;
 /** The announcement's TTL; renewed every third of it. */
 const announceTtlMs = 3000;
 /** A stopping worker's last words to Redis (results, jobs' ends, leaving): this long while it answers, less while it is away. */
@@ -92,11 +101,16 @@ class Worker implements Server {
   readonly #running = new Map<string, Running>();
   /** Jobs being taken or run, until their processor returns. */
   readonly #taking = new Set<Promise<unknown>>();
+  /** When each caller's heartbeat was last seen (performance.now()): read once a beat, not once a job. */
+  readonly #callersSeen = new Map<string, number>();
   /** Chunks on the local pool, until they end there. */
   readonly #local = new Set<Promise<unknown>>();
   readonly #beat: NodeJS.Timeout;
   readonly #log: Logs;
   readonly #processes: number;
+  /** Chunks taken per child (depthFor), from a running mean of chunk times (ms). */
+  #depth = 2;
+  #chunkMs: number | undefined;
   /** Resolved by a forced stop: nothing more is waited for. */
   readonly #forced: { promise: Promise<void>; resolve(): void };
   #state: State = 'serving';
@@ -126,7 +140,7 @@ class Worker implements Server {
     this.#subscriber = connectRedis(redisUrl, 'procpool-worker-cancel');
     void this.#subscriber.subscribe(this.#keys.cancelChannel).catch(() => undefined);
     this.#subscriber.on('message', (_channel: string, jobId: string) => this.#end(jobId, 'stopped'));
-    this.#taker = takeJobs(this.#redis, identity.queue, this.#processes * depth, timing, (job) => this.#run(job), {
+    this.#taker = takeJobs(this.#redis, identity.queue, this.#processes * this.#depth, timing, (job) => this.#run(job), {
       onError: (error) => log.internal(error),
       onLockLost: (ids) => {
         // The queue may hand these to another worker already: this run's outcome would be a duplicate.
@@ -155,6 +169,20 @@ class Worker implements Server {
       for (const id of [...this.#running.keys()]) this.#end(id, 'released');
     }
     return (this.#stopped ??= this.#leave());
+  }
+
+  /** A chunk took `ms`: the depth follows the running mean. */
+  #timed(ms: number): void {
+    this.#chunkMs = this.#chunkMs === undefined ? ms : 0.8 * this.#chunkMs + 0.2 * ms;
+    const depth = depthFor(this.#chunkMs);
+    if (depth === this.#depth) return;
+    this.#depth = depth;
+    this.#taker.setConcurrency(this.#processes * depth);
+  }
+
+  #callerFresh(caller: string): boolean {
+    const seen = this.#callersSeen.get(caller);
+    return seen !== undefined && performance.now() - seen < announceTtlMs / 3;
   }
 
   /** Stops one running job: `stopped` drops it, `released` gives it back to the queue. */
@@ -198,7 +226,7 @@ class Worker implements Server {
       host: hostname(),
       pid: process.pid,
       processes: this.#processes,
-      capacity: this.#processes * depth,
+      capacity: this.#processes * this.#depth,
       module: this.#identity.hash,
       tasks: [...this.tasks],
       items: this.served.items,
@@ -213,8 +241,11 @@ class Worker implements Server {
       if (jobs.length === 0) return;
       const callers = [...new Set(jobs.map(([, running]) => running.caller))];
       const values = await this.#redis.mget([...jobs.map(([id]) => this.#keys.cancelled(id)), ...callers.map((caller) => this.#keys.caller(caller))]);
+      const now = performance.now();
+      this.#callersSeen.clear();
+      callers.forEach((caller, i) => values[jobs.length + i] !== null && this.#callersSeen.set(caller, now));
       for (const [i, [id, running]] of jobs.entries()) {
-        if (values[i] !== null || values[jobs.length + callers.indexOf(running.caller)] === null) this.#end(id, 'stopped');
+        if (values[i] !== null || !this.#callersSeen.has(running.caller)) this.#end(id, 'stopped');
       }
     } catch {
       // Redis is away: ioredis reconnects, the next beat announces again.
@@ -241,22 +272,28 @@ class Worker implements Server {
       throw new JobRefusedError(`This worker serves another version of the module: the job is for module hash ${data.module}, ${this.#identity.url} here has hash ${this.#identity.hash}`);
     }
     const args = readArgs(data);
-    // Taken ahead: it waits for a free child here; a stopping worker gives it back unstarted.
-    if (!(await this.#slots.take())) return 'released';
-    let slot = true;
     // Registered before the marks are read: a stop message from then on reaches it, one before left its mark.
     const running: Running = { controller: new AbortController(), caller: data.caller, state: 'running' };
     this.#running.set(job.id, running);
+    let slot = false;
     try {
-      const [alive, cancelled] = await this.#redis.mget(this.#keys.caller(data.caller), this.#keys.cancelled(job.id));
-      // Its caller is gone or stopped it: dropped (the job completes and is removed).
-      if (alive === null || cancelled !== null) return 'done';
+      // Its caller is gone or stopped it: dropped (the job completes and is removed). A caller seen within a
+      // beat is taken as there (its jobs' stop marks are read with the next beat, and stop messages reach them).
+      if (!this.#callerFresh(data.caller)) {
+        const [alive, cancelled] = await this.#redis.mget(this.#keys.caller(data.caller), this.#keys.cancelled(job.id));
+        if (alive === null || cancelled !== null) return 'done';
+        this.#callersSeen.set(data.caller, performance.now());
+      }
+      // Taken ahead: it waits for a free child here; a stopping worker gives it back unstarted.
+      if (!(await this.#slots.take())) return 'released';
+      slot = true;
       const started = performance.now();
       const chunk = this.#runChunk(data, args, running.controller.signal);
       this.#local.add(chunk);
       const report = await chunk.finally(() => this.#local.delete(chunk));
       this.#slots.free();
       slot = false;
+      this.#timed(performance.now() - started);
       if (running.state === 'released') return 'released';
       if (report === undefined) return 'done';
       this.served.chunks++;
