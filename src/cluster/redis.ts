@@ -85,8 +85,8 @@ export async function closeRedis(redis: Redis, graceMs = 1000): Promise<void> {
   redis.disconnect();
 }
 
-/** Why a connection cannot reach Redis: what a person would fix. */
-export type ConnectionProblemKind = 'auth' | 'tls' | 'refused' | 'unreachable';
+/** Why a connection cannot reach Redis (or cannot use it: `unsupported`): what a person would fix. */
+export type ConnectionProblemKind = 'auth' | 'tls' | 'refused' | 'unreachable' | 'unsupported';
 
 export interface ConnectionProblem {
   readonly kind: ConnectionProblemKind;
@@ -141,4 +141,18 @@ export function watchLink(redis: Redis, events: LinkEvents): { readonly problem:
       return problem;
     },
   };
+}
+
+/** What procpool needs of the server, read once it answers: a refusal (Redis Cluster), or a warning (eviction). */
+export async function checkServer(redis: Redis): Promise<{ refuse?: string; warn?: string }> {
+  const info = await redis.info();
+  const field = (name: string): string | undefined => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
+  if (field('cluster_enabled') === '1') {
+    return { refuse: 'Redis Cluster is not supported: procpool runs each queue\'s multi-key scripts on one node (its keys are not hash-tagged). Use a standalone Redis, with replicas or Sentinel for failover' };
+  }
+  const policy = field('maxmemory_policy');
+  if (policy !== undefined && policy !== 'noeviction') {
+    return { warn: `Redis evicts keys under memory pressure (maxmemory-policy ${policy}): jobs and results may vanish and run again or fail. Set it to noeviction: redis-cli CONFIG SET maxmemory-policy noeviction (and in redis.conf)` };
+  }
+  return {};
 }

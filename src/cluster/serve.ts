@@ -18,7 +18,7 @@ import { encodeValue, readArgs, readJobData, remoteFailure, type ChunkResult, ty
 import { JobRefusedError } from './errors.js';
 import { checkQueueName, moduleIdentity, QueueKeys, type ModuleIdentity } from './identity.js';
 import { defaultTiming, takeJobs, type DeliveryTiming, type JobTaker, type RunEnd, type TakenJob } from './queue.js';
-import { checkRedisUrl, closeRedis, connectRedis, showRedisUrl, watchLink, type Redis } from './redis.js';
+import { checkRedisUrl, checkServer, closeRedis, connectRedis, showRedisUrl, watchLink, type Redis } from './redis.js';
 import { Slots } from './slots.js';
 
 /** Options of `serve()` (and of `procpool worker`). */
@@ -111,6 +111,8 @@ class Worker implements Server {
   /** Chunks taken per child (depthFor), from a running mean of chunk times (ms). */
   #depth = 2;
   #chunkMs: number | undefined;
+  /** Resolves once Redis answered and is fit to serve; rejects when it is not (Redis Cluster). */
+  readonly started: Promise<void>;
   /** Resolved by a forced stop: nothing more is waited for. */
   readonly #forced: { promise: Promise<void>; resolve(): void };
   #state: State = 'serving';
@@ -128,10 +130,23 @@ class Worker implements Server {
     this.#forced = deferred();
     this.#redis = connectRedis(redisUrl, 'procpool-worker');
     const shown = showRedisUrl(redisUrl);
+    const started = deferred();
+    this.started = started.promise;
     watchLink(this.#redis, {
       up: (first) => {
-        if (first) log.info(`procpool worker: serving ${identity.url} (exports: ${tasks.join(', ') || 'none'}) with ${this.#processes} children on queue "${identity.queue}" at ${shown}`);
-        else log.info(`procpool worker: connected to Redis again; serving`);
+        if (!first) log.info(`procpool worker: connected to Redis again; serving`);
+        else {
+          checkServer(this.#redis).then(
+            ({ refuse, warn }) => {
+              if (refuse !== undefined) return started.reject(new Error(`procpool worker: ${refuse}`));
+              if (warn !== undefined) log.info(`procpool worker: warning: ${warn}`);
+              log.info(`procpool worker: serving ${identity.url} (exports: ${tasks.join(', ') || 'none'}) with ${this.#processes} children on queue "${identity.queue}" at ${shown}`);
+              started.resolve();
+            },
+            // Gone again before it answered (or INFO not allowed): served all the same; a refusal needs an answer.
+            () => started.resolve(),
+          );
+        }
         void this.#heartbeat();
       },
       down: (problem, wasUp) =>
@@ -351,7 +366,7 @@ interface Logs {
   internal(error: Error): void;
 }
 
-/** Starts a worker: its children load the module; resolves once they have, and says "serving" once Redis answers. */
+/** Starts a worker: its children load the module; resolves (and says "serving") once Redis answers; rejects on a Redis it cannot use (Redis Cluster). */
 export async function serve(options: ServeOptions): Promise<Server> {
   const url = moduleUrl(options.module);
   const redis = checkRedisUrl(options.redis);
@@ -372,7 +387,14 @@ export async function serve(options: ServeOptions): Promise<Server> {
     await pool.terminate();
     throw error;
   }
-  return new Worker(identity, pool, tasks, redis, timing, { info: log, internal: (error) => internalError(error, options.verbose === true, log) });
+  const worker = new Worker(identity, pool, tasks, redis, timing, { info: log, internal: (error) => internalError(error, options.verbose === true, log) });
+  try {
+    await worker.started;
+  } catch (error) {
+    await worker.kill();
+    throw error;
+  }
+  return worker;
 }
 
 /** `env` without PROCPOOL_REDIS and without any variable that holds the Redis URL or its password. */
@@ -401,8 +423,11 @@ function within(promise: Promise<unknown>, ms: number, cut?: Promise<void>): Pro
   return Promise.race(waits).finally(() => clearTimeout(timer));
 }
 
-function deferred(): { promise: Promise<void>; resolve(): void } {
+function deferred(): { promise: Promise<void>; resolve(): void; reject(error: Error): void } {
   let resolve!: () => void;
-  const promise = new Promise<void>((done) => (resolve = done));
-  return { promise, resolve };
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((done, fail) => ((resolve = done), (reject = fail)));
+  // Read by serve() only: a rejection nobody awaits yet must not end the program.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
 }

@@ -19,7 +19,7 @@ import { describeVersions, readWorkers, type Announcement } from './announce.js'
 import { ChunkLostError, ClusterUnavailableError, JobRefusedError } from './errors.js';
 import type { QueueKeys } from './identity.js';
 import type { JobQueue } from './queue.js';
-import { reconnectRedis, watchLink, type ConnectionProblem, type Redis } from './redis.js';
+import { checkServer, reconnectRedis, watchLink, type ConnectionProblem, type Redis } from './redis.js';
 import type { RemoteAttempt } from './remote-attempt.js';
 import { Waiters } from './waiters.js';
 
@@ -73,6 +73,8 @@ export class ClusterWatch {
   /** Workers of other versions of the module (same family): named when none of this version serves. */
   #others: Announcement[] = [];
   #warned = false;
+  /** The server is one procpool cannot use (Redis Cluster): refused for good. */
+  #unsupported = false;
   /** When a refresh last succeeded, and when the one under way began (performance.now()). */
   #answeredAt = performance.now();
   #refreshSince = 0;
@@ -89,7 +91,10 @@ export class ClusterWatch {
     this.#settings = settings;
     this.#owner = owner;
     // Credentials or TLS refused: waiting would not help, so calls and ready() hear it at once.
-    this.#link = watchLink(redis, { up: () => undefined, down: (problem) => problem !== undefined && (problem.kind === 'auth' || problem.kind === 'tls') && this.#refused(problem) });
+    this.#link = watchLink(redis, {
+      up: (first) => first && this.#checkServer(),
+      down: (problem) => problem !== undefined && (problem.kind === 'auth' || problem.kind === 'tls') && this.#refused(problem),
+    });
     this.#timer = setInterval(() => this.#tick(), settings.pollInterval);
     this.#timer.unref();
     this.#tick();
@@ -163,7 +168,22 @@ export class ClusterWatch {
     return new ClusterUnavailableError({ reason: 'redis', waited, queue: this.#settings.queue, ...(problem ? { hint: problem.message } : {}) }, problem ? { cause: problem.cause } : undefined);
   }
 
-  /** Redis refused this caller (credentials, TLS): everything waiting ends now with why. */
+  /** A Redis this caller cannot use (Redis Cluster) is refused; one that evicts keys is warned of. */
+  #checkServer(): void {
+    checkServer(this.#redis).then(
+      ({ refuse, warn }) => {
+        if (refuse === undefined) {
+          if (warn !== undefined) process.emitWarning(`procpool: ${warn}`, { code: 'PROCPOOL_REDIS_EVICTS' });
+          return;
+        }
+        this.#refused({ kind: 'unsupported', message: refuse, cause: new Error(refuse) });
+        this.#unsupported = true;
+      },
+      () => undefined,
+    );
+  }
+
+  /** Redis refused this caller (credentials, TLS, Redis Cluster): everything waiting ends now with why. */
   #refused(problem: ConnectionProblem): void {
     if (this.#state !== 'watching') return;
     const error = new ClusterUnavailableError({ reason: 'redis', waited: 0, queue: this.#settings.queue, hint: problem.message }, { cause: problem.cause });
@@ -190,6 +210,8 @@ export class ClusterWatch {
   }
 
   #setUnavailable(error: ClusterUnavailableError | undefined): void {
+    // A server this caller cannot use stays refused, whatever it answers.
+    if (this.#unsupported) return;
     if ((error === undefined) === (this.#unavailable === undefined)) return;
     this.#unavailable = error;
     this.#owner.changed();

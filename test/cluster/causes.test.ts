@@ -45,7 +45,7 @@ describeCluster('cluster: errors name their cause', () => {
     const { ready, call, readyMs } = await failures(open(`redis://:wrong@127.0.0.1:${redis.port}`));
     for (const error of [ready, call]) {
       expect(error).toBeInstanceOf(ClusterUnavailableError);
-      expect((error as Error).message).toMatch(/Redis was unreachable.*authentication failed \(WRONGPASS/);
+      expect((error as Error).message).toMatch(/Redis refused this client: authentication failed \(WRONGPASS/);
       expect((error as Error).cause).toBeInstanceOf(Error);
       expect((error as Error).message).not.toContain('wrong@');
     }
@@ -63,7 +63,7 @@ describeCluster('cluster: errors name their cause', () => {
     const { ready, call, readyMs } = await failures(open(`rediss://127.0.0.1:${port}`));
     for (const error of [ready, call]) {
       expect(error).toBeInstanceOf(ClusterUnavailableError);
-      expect((error as Error).message).toMatch(/TLS failed \(self[- ]signed certificate/i);
+      expect((error as Error).message).toMatch(/Redis refused this client: TLS failed \(self[- ]signed certificate/i);
     }
     expect(readyMs).toBeLessThan(8000);
   });
