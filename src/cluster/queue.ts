@@ -59,6 +59,8 @@ export function openQueue(connection: Redis, name: string): JobQueue {
   const queue = new Queue<JobData>(name, {
     connection,
     prefix: keyPrefix,
+    // Nobody reads BullMQ's events stream (results have their own list): kept to Redis's smallest trim, not 10,000 entries.
+    streams: { events: { maxLen: 0 } },
     defaultJobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: { age: failedRetentionS, count: 1000 } },
   });
   queue.on('error', () => undefined);

@@ -154,4 +154,17 @@ describeCluster('cluster: the Pool API across workers', () => {
       expect((noWorker as Error).message).toMatch(/workers of other versions of this module serve it: module hash [0-9a-f]{16} \(\d workers?\); this caller's module has hash [0-9a-f]{16}/);
     }
   });
+
+  it("keeps BullMQ's events stream (read by nobody) trimmed: 300 jobs leave at most a couple of hundred entries, not thousands", async () => {
+    await startWorker(redis.url);
+    const pool = open();
+    expect(await pool.map('double', Array.from({ length: 300 }, (_, i) => i), { chunksize: 1 })).toHaveLength(300);
+    const connection = new Redis(redis.url);
+    try {
+      // Each job writes several events (added, active, completed, removed…); Redis trims whole stream nodes of 100.
+      expect(await connection.xlen(`procpool:${pool.queue}:events`)).toBeLessThanOrEqual(200);
+    } finally {
+      connection.disconnect();
+    }
+  });
 });
