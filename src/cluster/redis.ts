@@ -35,6 +35,13 @@ export function showRedisUrl(url: string): string {
   return parsed.href;
 }
 
+/** `env` without PROCPOOL_REDIS and without any variable that holds the Redis URL or its password: for processes that must not reach Redis. */
+export function withoutRedisSecret(env: Readonly<Record<string, string | undefined>>, redisUrl: string): Record<string, string | undefined> {
+  const { password } = new URL(redisUrl);
+  const secrets = [redisUrl, decodeURIComponent(password)].filter((secret) => secret !== '');
+  return Object.fromEntries(Object.entries(env).filter(([name, value]) => name !== 'PROCPOOL_REDIS' && !secrets.some((secret) => value?.includes(secret))));
+}
+
 /** TCP keep-alive probes start after this long idle (ms): a host gone without a word is noticed by the system too. */
 const keepAliveMs = 5000;
 

@@ -8,18 +8,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { serializeThrown } from '../error-codec.js';
-import { TaskTimeoutError, WorkerExitError } from '../errors.js';
-import { settleEach, taskNames } from '../internal.js';
+import { taskNames } from '../internal.js';
 import { Pool } from '../pool.js';
 import { moduleUrl } from '../task-ref.js';
 import { announce, withdraw, type Announcement } from './announce.js';
-import { encodeValue, readArgs, readJobData, remoteFailure, type ChunkResult, type JobData, type RemoteReport } from './codec.js';
+import { encodeValue, readArgs, readJobData, type ChunkResult } from './codec.js';
 import { JobRefusedError } from './errors.js';
 import { checkQueueName, moduleIdentity, QueueKeys, type ModuleIdentity } from './identity.js';
 import { defaultTiming, takeJobs, type DeliveryTiming, type JobTaker, type RunEnd, type TakenJob } from './queue.js';
-import { checkRedisUrl, checkServer, closeRedis, connectRedis, showRedisUrl, watchLink, type Redis } from './redis.js';
+import { checkRedisUrl, checkServer, closeRedis, connectRedis, showRedisUrl, watchLink, withoutRedisSecret, type Redis } from './redis.js';
+import { runChunk } from './run-chunk.js';
 import { Slots } from './slots.js';
+import { deferred, within } from './waiters.js';
+import { workerLogs, type Logs } from './worker-log.js';
 
 /** Options of `serve()` (and of `procpool worker`). */
 export interface ServeOptions {
@@ -55,17 +56,6 @@ export interface Server {
   kill(): Promise<void>;
 }
 
-/**
- * Chunks taken from the queue at once per child: the next one is at hand
- * when one ends. Short chunks are taken deeper (the Redis round trips of
- * one overlap the others' runs); long ones two at a time, so that another
- * worker is not left idle while this one holds work it cannot start.
- */
-function depthFor(chunkMs: number): number {
-  return Math.max(2, Math.min(16, Math.ceil(workAheadMs / Math.max(chunkMs, 0.01))));
-}
-/** How much work (ms) a child's taken chunks should hold. */
-const workAheadMs = 20;
 /** The announcement's TTL; renewed every third of it. */
 const announceTtlMs = 3000;
 /** A stopping worker's last words to Redis (results, jobs' ends, leaving): this long while it answers, less while it is away. */
@@ -108,9 +98,6 @@ class Worker implements Server {
   readonly #beat: NodeJS.Timeout;
   readonly #log: Logs;
   readonly #processes: number;
-  /** Chunks taken per child (depthFor), from a running mean of chunk times (ms). */
-  #depth = 2;
-  #chunkMs: number | undefined;
   /** Resolves once Redis answered and is fit to serve; rejects when it is not (Redis Cluster). */
   readonly started: Promise<void>;
   /** Resolved by a forced stop: nothing more is waited for. */
@@ -155,7 +142,7 @@ class Worker implements Server {
     this.#subscriber = connectRedis(redisUrl, 'procpool-worker-cancel');
     void this.#subscriber.subscribe(this.#keys.cancelChannel).catch(() => undefined);
     this.#subscriber.on('message', (_channel: string, jobId: string) => this.#end(jobId, 'stopped'));
-    this.#taker = takeJobs(this.#redis, identity.queue, this.#processes * this.#depth, timing, (job) => this.#run(job), {
+    this.#taker = takeJobs(this.#redis, identity.queue, this.#slots.taken, timing, (job) => this.#run(job), {
       onError: (error) => log.internal(error),
       onLockLost: (ids) => {
         // The queue may hand these to another worker already: this run's outcome would be a duplicate.
@@ -184,15 +171,6 @@ class Worker implements Server {
       for (const id of [...this.#running.keys()]) this.#end(id, 'released');
     }
     return (this.#stopped ??= this.#leave());
-  }
-
-  /** A chunk took `ms`: the depth follows the running mean. */
-  #timed(ms: number): void {
-    this.#chunkMs = this.#chunkMs === undefined ? ms : 0.8 * this.#chunkMs + 0.2 * ms;
-    const depth = depthFor(this.#chunkMs);
-    if (depth === this.#depth) return;
-    this.#depth = depth;
-    this.#taker.setConcurrency(this.#processes * depth);
   }
 
   #callerFresh(caller: string): boolean {
@@ -241,7 +219,7 @@ class Worker implements Server {
       host: hostname(),
       pid: process.pid,
       processes: this.#processes,
-      capacity: this.#processes * this.#depth,
+      capacity: this.#slots.taken,
       module: this.#identity.hash,
       tasks: [...this.tasks],
       items: this.served.items,
@@ -303,12 +281,12 @@ class Worker implements Server {
       if (!(await this.#slots.take())) return 'released';
       slot = true;
       const started = performance.now();
-      const chunk = this.#runChunk(data, args, running.controller.signal);
+      const chunk = runChunk(this.#pool, data, args, running.controller.signal);
       this.#local.add(chunk);
       const report = await chunk.finally(() => this.#local.delete(chunk));
       this.#slots.free();
       slot = false;
-      this.#timed(performance.now() - started);
+      if (this.#slots.timed(performance.now() - started)) this.#taker.setConcurrency(this.#slots.taken);
       if (running.state === 'released') return 'released';
       if (report === undefined) return 'done';
       this.served.chunks++;
@@ -323,33 +301,6 @@ class Worker implements Server {
       this.#running.delete(job.id);
     }
   }
-
-  /** The chunk on the local pool; undefined when it was stopped. A child's death ends it there, charged to that item (the caller's retries decide). */
-  async #runChunk(data: JobData, args: unknown[], signal: AbortSignal): Promise<RemoteReport | undefined> {
-    const report: RemoteReport = { values: [], failures: [] };
-    try {
-      const options = { signal, retries: 0, ...(data.timeout === null ? {} : { timeout: data.timeout }) };
-      for await (const record of this.#pool[settleEach](data.task, args, options, { ordered: true, spread: data.spread })) {
-        if (record.ok) {
-          report.values.push(record.value);
-          continue;
-        }
-        if (record.error instanceof WorkerExitError || record.error instanceof TaskTimeoutError) {
-          report.lost = serializeThrown(record.error);
-          break;
-        }
-        report.failures.push([report.values.length, remoteFailure(record.error)]);
-        report.values.push(undefined);
-        if (data.stopAtError) break;
-      }
-    } catch (error) {
-      if (signal.aborted) return undefined;
-      // The pool's own refusal (an unknown task): the next item fails with it.
-      report.failures.push([report.values.length, remoteFailure(error)]);
-      report.values.push(undefined);
-    }
-    return signal.aborted ? undefined : report;
-  }
 }
 
 /** Pushes a result (ARGV[1]) to a caller's list (KEYS[2]) while its heartbeat (KEYS[1]) lives, for as long as it lives. */
@@ -359,12 +310,6 @@ if ttl <= 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ttl)
 return 1`;
-
-/** Where a worker's lines go: `info` for everyone, `internal` for BullMQ's own errors (shown with `verbose`, else only those that say something). */
-interface Logs {
-  info(line: string): void;
-  internal(error: Error): void;
-}
 
 /** Starts a worker: its children load the module; resolves (and says "serving") once Redis answers; rejects on a Redis it cannot use (Redis Cluster). */
 export async function serve(options: ServeOptions): Promise<Server> {
@@ -377,7 +322,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     ...(options.processes === undefined ? {} : { processes: options.processes }),
     ...(options.nodeOptions === undefined ? {} : { nodeOptions: options.nodeOptions }),
     // The task processes never see where Redis is, nor its password.
-    env: withoutSecret(options.env ?? process.env, redis),
+    env: withoutRedisSecret(options.env ?? process.env, redis),
   });
   let tasks: string[];
   try {
@@ -387,7 +332,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
     await pool.terminate();
     throw error;
   }
-  const worker = new Worker(identity, pool, tasks, redis, timing, { info: log, internal: (error) => internalError(error, options.verbose === true, log) });
+  const worker = new Worker(identity, pool, tasks, redis, timing, workerLogs(log, options.verbose === true));
   try {
     await worker.started;
   } catch (error) {
@@ -395,39 +340,4 @@ export async function serve(options: ServeOptions): Promise<Server> {
     throw error;
   }
   return worker;
-}
-
-/** `env` without PROCPOOL_REDIS and without any variable that holds the Redis URL or its password. */
-function withoutSecret(env: Readonly<Record<string, string | undefined>>, redisUrl: string): Record<string, string | undefined> {
-  const { password } = new URL(redisUrl);
-  const secrets = [redisUrl, decodeURIComponent(password)].filter((secret) => secret !== '');
-  return Object.fromEntries(Object.entries(env).filter(([name, value]) => name !== 'PROCPOOL_REDIS' && !secrets.some((secret) => value?.includes(secret))));
-}
-
-/**
- * BullMQ's own errors. Connection errors are already told once by the
- * link's watch; a lock BullMQ could not renew or a job gone when it came to
- * finish it (Redis slow, restarted, or the job taken back) are what a
- * healthy cluster recovers from: shown with `verbose` only.
- */
-function internalError(error: Error, verbose: boolean, log: (line: string) => void): void {
-  const routine = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|Connection is closed|WRONGPASS|NOAUTH|Missing lock for job|Missing key for job|could not renew lock|Lock mismatch/i.test(error.message);
-  if (verbose) log(`procpool worker: (bullmq) ${error.message}`);
-  else if (!routine) log(`procpool worker: queue error: ${error.message}`);
-}
-
-/** `promise`, or nothing after `ms` or once `cut` resolves; never rejects. */
-function within(promise: Promise<unknown>, ms: number, cut?: Promise<void>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const waits = [promise.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))), ...(cut ? [cut] : [])];
-  return Promise.race(waits).finally(() => clearTimeout(timer));
-}
-
-function deferred(): { promise: Promise<void>; resolve(): void; reject(error: Error): void } {
-  let resolve!: () => void;
-  let reject!: (error: Error) => void;
-  const promise = new Promise<void>((done, fail) => ((resolve = done), (reject = fail)));
-  // Read by serve() only: a rejection nobody awaits yet must not end the program.
-  promise.catch(() => undefined);
-  return { promise, resolve, reject };
 }

@@ -28,3 +28,19 @@ export class Waiters {
     }
   }
 }
+
+/** `promise`, or nothing after `ms` or once `cut` resolves; never rejects. */
+export function within(promise: Promise<unknown>, ms: number, cut?: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const waits = [promise.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))), ...(cut ? [cut] : [])];
+  return Promise.race(waits).finally(() => clearTimeout(timer));
+}
+
+export function deferred(): { promise: Promise<void>; resolve(): void; reject(error: Error): void } {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((done, fail) => ((resolve = done), (reject = fail)));
+  // Read by serve() only: a rejection nobody awaits yet must not end the program.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
