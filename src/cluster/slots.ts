@@ -40,16 +40,27 @@ export class Slots {
     return this.#count * this.#depth;
   }
 
-  /** A chunk took `ms`; true when `taken` changed. */
+  /**
+   * A chunk took `ms`; true when `taken` changed. Shallower: the jobs
+   * waiting past the new depth go back to the queue (the newest first), for
+   * a worker with a free child, instead of waiting here behind long chunks.
+   */
   timed(ms: number): boolean {
     this.#chunkMs = this.#chunkMs === undefined ? ms : 0.8 * this.#chunkMs + 0.2 * ms;
     const depth = depthFor(this.#chunkMs);
     if (depth === this.#depth) return false;
     this.#depth = depth;
+    const excess = this.#waiting.length - (this.taken - this.#count);
+    if (excess > 0) for (const resolve of this.#waiting.splice(-excess)) resolve(false);
     return true;
   }
 
-  /** True with a slot (give it back with `free()`); false once released: the job goes back to the queue. */
+  /** Jobs waiting for a free child. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /** True with a slot (give it back with `free()`); false once released or past the depth: the job goes back to the queue. */
   take(): Promise<boolean> {
     if (this.#released) return Promise.resolve(false);
     if (this.#free > 0) {
