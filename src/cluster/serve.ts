@@ -19,7 +19,7 @@ import { defaultTiming, takeJobs, type DeliveryTiming, type JobTaker, type RunEn
 import { checkRedisUrl, checkServer, closeRedis, connectRedis, showRedisUrl, watchLink, withoutRedisSecret, type Redis } from './redis.js';
 import { runChunk } from './run-chunk.js';
 import { Slots } from './slots.js';
-import { deferred, within } from './waiters.js';
+import { aborted, deferred, within } from './waiters.js';
 import { workerLogs, type Logs } from './worker-log.js';
 
 /** Options of `serve()` (and of `procpool worker`). */
@@ -39,6 +39,8 @@ export interface ServeOptions {
   log?: (line: string) => void;
   /** Also log BullMQ's own messages (locks it could not renew, jobs gone when it came to finish them). @default false */
   verbose?: boolean;
+  /** Aborted while the worker waits for Redis at start: serve() stops it and rejects with the signal's reason. */
+  signal?: AbortSignal;
   /** The children's environment, less PROCPOOL_REDIS and any variable holding the Redis URL or password. @default process.env */
   env?: Readonly<Record<string, string | undefined>>;
 }
@@ -333,8 +335,9 @@ export async function serve(options: ServeOptions): Promise<Server> {
     throw error;
   }
   const worker = new Worker(identity, pool, tasks, redis, timing, workerLogs(log, options.verbose === true));
+  const signal = options.signal;
   try {
-    await worker.started;
+    await (signal === undefined ? worker.started : Promise.race([worker.started, aborted(signal)]));
   } catch (error) {
     await worker.kill();
     throw error;

@@ -44,3 +44,11 @@ export function deferred(): { promise: Promise<void>; resolve(): void; reject(er
   promise.catch(() => undefined);
   return { promise, resolve, reject };
 }
+
+/** Rejects with the signal's reason once it is aborted (at once if it is). */
+export function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}

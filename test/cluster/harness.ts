@@ -11,7 +11,7 @@ import { ClusterPool } from 'procpool/cluster';
 
 type ClusterPoolOptions = ConstructorParameters<typeof ClusterPool>[1];
 
-const cli = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
+export const cli = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 export const tasksModule = fileURLToPath(new URL('../fixtures/cluster-tasks.mjs', import.meta.url));
 
 /** The environment of spawned processes: without vitest's or the user's NODE_OPTIONS. */

@@ -3,6 +3,8 @@
  * (SIGTERM drains, a second one stops now, both bounded), a stopping worker
  * fetching nothing more, what its task processes can see.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +12,8 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { describeCluster } from './gate.js';
-import { alive, clusterPools, runs, startWorker, stopWorkers, waitFor } from './harness.js';
-import { startRedis, type RedisServer } from './redis.js';
+import { alive, childrenOf, cleanEnv, cli, clusterPools, runs, startWorker, stopWorkers, tasksModule, waitFor } from './harness.js';
+import { freePort, startRedis, type RedisServer } from './redis.js';
 
 /** How long a stop may take on this loaded machine: a hang bound, not a latency. */
 const stopBound = 10_000;
@@ -51,6 +53,27 @@ describeCluster('cluster: the worker process', () => {
     worker.signal('SIGTERM');
     await exitWithin(worker, at, stopBound);
     expect(worker.children.every((pid) => !alive(pid))).toBe(true);
+  });
+
+  it('Redis unreachable from the start: the worker says so once, never "serving", and SIGTERM ends it at once', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [cli, 'worker', tasksModule, '--redis', `redis://127.0.0.1:${port}`, '-j', '1'], { env: cleanEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = once(child, 'exit');
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      await waitFor('the worker saying it cannot reach Redis', () => /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+: connection refused/.test(output));
+      const children = childrenOf(child.pid!);
+      const at = performance.now();
+      child.kill('SIGTERM');
+      await exitWithin({ exited, output: () => output }, at, stopBound);
+      expect(output).not.toMatch(/serving/);
+      expect(output.match(/cannot reach Redis/g)).toHaveLength(1);
+      await waitFor('its children gone', () => children.every((pid) => !alive(pid)));
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
   });
 
   it('Redis unreachable, busy worker: SIGTERM ends it after its running chunk (bounded)', async () => {
