@@ -124,10 +124,15 @@ export const defaultTiming: Readonly<DeliveryTiming> = Object.freeze({ lockDurat
 
 /**
  * How a worker's run of a job ended: `done` (its outcome sent, or the job
- * dropped), or `released` — stopped before its end (a forced stop): the job
- * goes back to the queue at once, to run on another worker.
+ * dropped), `released` — stopped before its end (a forced stop) — or
+ * `returned`, given back before it started (a stopping worker's job taken
+ * ahead): either way the job goes back to the queue at once, to run on
+ * another worker; a returned one is not counted as a run.
  */
-export type RunEnd = 'done' | 'released';
+export type RunEnd = 'done' | 'released' | 'returned';
+
+/** The job hash's field (beside BullMQ's) counting the times it was taken but given back unstarted. */
+const returnedField = 'procpoolReturned';
 
 /** What the worker's side reports besides running jobs. */
 export interface TakerEvents {
@@ -154,11 +159,15 @@ async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
 }
 
 export function takeJobs(connection: Redis, name: string, concurrency: number, timing: DeliveryTiming, run: (job: TakenJob) => Promise<RunEnd>, events: TakerEvents): JobTaker {
+  const key = (id: string): string => `${keyPrefix}:${name}:${id}`;
   const processor = async (job: Job<JobData>, token?: string): Promise<void> => {
-    const end = await run({ id: job.id!, data: job.data, runs: Math.max(job.attemptsStarted, 1 + (job.stalledCounter ?? 0)) });
+    // Taken before (attemptsStarted counts every take): the takes given back unstarted were no runs.
+    const returned = job.attemptsStarted > 1 ? Number((await connection.hget(key(job.id!), returnedField)) ?? 0) : 0;
+    const end = await run({ id: job.id!, data: job.data, runs: Math.max(job.attemptsStarted - returned, 1 + (job.stalledCounter ?? 0)) });
     if (end === 'done') return;
     // Back to wait while this worker still holds the lock; WaitingError tells BullMQ the job is not finished.
     // Bounded: with Redis away the lock lapses instead, and the job runs again elsewhere all the same.
+    if (end === 'returned') await bounded(connection.hincrby(key(job.id!), returnedField, 1), releaseTimeoutMs);
     await bounded(job.moveToWait(token), releaseTimeoutMs);
     throw new WaitingError();
   };

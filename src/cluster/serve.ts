@@ -280,7 +280,7 @@ class Worker implements Server {
         this.#callersSeen.set(data.caller, performance.now());
       }
       // Taken ahead: it waits for a free child here; a stopping worker gives it back unstarted.
-      if (!(await this.#slots.take())) return 'released';
+      if (!(await this.#slots.take())) return 'returned';
       slot = true;
       const started = performance.now();
       const chunk = runChunk(this.#pool, data, args, running.controller.signal);

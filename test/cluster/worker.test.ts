@@ -128,6 +128,8 @@ describeCluster('cluster: the worker process', () => {
       [1, second.pid],
     ]);
     expect(first.output()).toMatch(/stopped after 1 chunks/);
+    // Given back unstarted, it ran once: not a restart.
+    expect(pool.stats.restarts).toBe(0);
   });
 
   it("the Redis URL and its password never reach the worker's task processes", async () => {
