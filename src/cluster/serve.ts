@@ -125,15 +125,18 @@ class Worker implements Server {
       up: (first) => {
         if (!first) log.info(`procpool worker: connected to Redis again; serving`);
         else {
+          const serving = (): void => {
+            log.info(`procpool worker: serving ${identity.url} (exports: ${tasks.join(', ') || 'none'}) with ${this.#processes} children on queue "${identity.queue}" at ${shown}`);
+            started.resolve();
+          };
           checkServer(this.#redis).then(
             ({ refuse, warn }) => {
               if (refuse !== undefined) return started.reject(new Error(`procpool worker: ${refuse}`));
               if (warn !== undefined) log.info(`procpool worker: warning: ${warn}`);
-              log.info(`procpool worker: serving ${identity.url} (exports: ${tasks.join(', ') || 'none'}) with ${this.#processes} children on queue "${identity.queue}" at ${shown}`);
-              started.resolve();
+              serving();
             },
             // Gone again before it answered (or INFO not allowed): served all the same; a refusal needs an answer.
-            () => started.resolve(),
+            serving,
           );
         }
         void this.#heartbeat();
