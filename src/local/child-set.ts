@@ -352,13 +352,14 @@ export class ChildSet implements Backend {
    * The one rule for a start that failed (it could not be spawned, the
    * module or initializer failed, it exited or was killed while starting).
    * Before any child was ready, the module cannot run here: the pool breaks
-   * at once — unless a signal killed it (the OOM killer, kill -9). Once the
+   * at once — unless a signal killed a child that had not failed otherwise
+   * (the OOM killer, kill -9). Once the
    * pool has had ready children, it is a passing failure (EAGAIN, EMFILE, a
    * module that failed to load once): started again with backoff. Either
    * way, `maxStartFailures` in a row break it.
    */
   #startFailed(child: Child, exit: ChildExit): void {
-    if (!this.#starts.started && exit.signal === null) return this.#break(exit);
+    if (!this.#starts.started && (exit.startFailed || exit.signal === null)) return this.#break(exit);
     if (++this.#startFailures >= maxStartFailures) return this.#break(exit);
     // A child retired while it started already has its replacement.
     if (exit.requested) return;
