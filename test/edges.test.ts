@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -177,4 +177,32 @@ describe('polling a pending AsyncResult keeps nothing per poll', () => {
     // Each poll used to keep its reaction until the call settled (77 MB per 100,000 in the issue); a generous bound for the collector's noise.
     expect((after - before) / 2 ** 20, `heap grew from ${before} to ${after} bytes`).toBeLessThan(8);
   }, 60_000);
+});
+
+describe('ready() waits for the original children', () => {
+  it('an original still in its initializer while a replacement of the other is ready: ready() waits for it', async () => {
+    const starts = join(dir, 'init');
+    mkdirSync(starts);
+    const pool = makePool({ processes: 2, initializer: 'secondWaits', initArgs: [starts] });
+    const ready = pool.ready();
+    let settled = false;
+    void ready.then(() => (settled = true));
+    const until = async (check: () => boolean): Promise<void> => {
+      const bound = performance.now() + HANG_MS;
+      while (!check()) {
+        if (performance.now() > bound) throw new Error('timed out');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    await until(() => pool.stats.idle === 1);
+    const first = (await pool.apply('pid')) as number;
+    process.kill(first, 'SIGKILL');
+    // Its replacement starts (the third start) and is ready; the second original still waits.
+    await until(() => existsSync(join(starts, 'start-3')) && pool.stats.idle === 1 && !pool.stats.children.some((child) => child.pid === first));
+    expect(await pool.apply('pid')).not.toBe(first);
+    expect(settled).toBe(false);
+    writeFileSync(join(starts, 'go'), '');
+    await ready;
+    expect(pool.stats.idle).toBe(2);
+  }, 30_000);
 });
