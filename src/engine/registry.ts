@@ -29,7 +29,7 @@ export class Registry {
   #holds = 0;
   /** Pending join()s (they keep the parent alive, not close() waiting). */
   #joins = 0;
-  /** The one ref'd handle, made once: ref'd while #holds or #joins. */
+  /** The one ref'd handle: there while #holds or #joins. */
   #alive: NodeJS.Timeout | undefined;
   #idle: Array<() => void> = [];
   /** The pool was closed: calls opened from now on queue nothing new. */
@@ -121,11 +121,14 @@ export class Registry {
 
   #keepAlive(): void {
     const on = this.#holds > 0 || this.#joins > 0;
-    if (!on && this.#alive === undefined) return;
-    // An interval that never fires: its ref is the whole point.
-    this.#alive ??= setInterval(() => undefined, 2 ** 31 - 1);
-    if (on) this.#alive.ref();
-    else this.#alive.unref();
+    if (on === (this.#alive !== undefined)) return;
+    // An interval that never fires: its ref is the whole point. Cleared when
+    // nothing waits, so that a pool that is done keeps no timer.
+    if (on) this.#alive = setInterval(() => undefined, 2 ** 31 - 1);
+    else {
+      clearInterval(this.#alive);
+      this.#alive = undefined;
+    }
   }
 
   /** Resolves once no work is in flight. */
