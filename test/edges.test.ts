@@ -117,6 +117,31 @@ describe('exits: why a child ended is what the parent saw', () => {
   }, 30_000);
 });
 
+describe('exits: out of heap is V8 aborting, not a phrase', () => {
+  it('a task that prints the out-of-heap phrase and exits 1 is reason exit with code 1, not oom', async () => {
+    const pool = makePool();
+    const error = await pool.apply('quotesOom', [1]).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(WorkerExitError);
+    expect(error).toMatchObject({ reason: 'exit', exitCode: 1 });
+  }, 30_000);
+});
+
+describe('exits: a call that ended is not failed by the next call on its child', () => {
+  // The first call's 16 MiB result is still in the channel when the second call's task ends the process or lets go of the channel.
+  it.each([
+    ['process.exit(3)', 'exitWith', [3], { reason: 'exit', exitCode: 3 }],
+    ['process.disconnect()', 'letGo', [], { reason: 'disconnect' }],
+  ] as const)('the next call runs %s: the first call keeps its result; the second is blamed on what it did', async (_name, task, args, blame) => {
+    const pool = makePool({ processes: 1 });
+    await pool.map('double', Array.from({ length: 50 }, (_, i) => i), { chunksize: 1 });
+    const [first, second] = await Promise.allSettled([pool.apply('big', [16 << 20]), pool.apply(task, [...args])]);
+    expect(first.status === 'fulfilled' ? first.value.length : first.reason).toBe(16 << 20);
+    expect(second.status).toBe('rejected');
+    expect((second as PromiseRejectedResult).reason).toBeInstanceOf(WorkerExitError);
+    expect((second as PromiseRejectedResult).reason).toMatchObject(blame);
+  }, 30_000);
+});
+
 describe('retries are for deaths only', () => {
   it('a timed-out item is not run again: one run, one kill, TaskTimeoutError', async () => {
     const pool = makePool({ retries: 2 });

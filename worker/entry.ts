@@ -42,11 +42,13 @@ const skipped = new Set<number>();
 let running = false;
 let dying = false;
 let stopping = false;
+/** The channel: open, or let go of by a task (process.disconnect) and closing once its last message is written. */
+let channel: 'open' | 'letting go' = 'open';
 /** A chunk's outcomes not yet reported. */
 let report: ItemsMessage | undefined;
 
 function post(message: ChildMessage): void {
-  send!(message);
+  if (channel === 'open') send!(message);
 }
 
 let rss = 0;
@@ -76,9 +78,15 @@ function flush(): void {
   postOutcomes(message);
 }
 
-function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'procpool:done' }>): void {
+/** `onWritten`: called once the message is written to the channel (or the channel is gone). */
+function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'procpool:done' }>, onWritten?: () => void): void {
+  const sendOnce = (): void => {
+    if (channel !== 'open') onWritten?.();
+    else if (onWritten === undefined) send!(message);
+    else send!(message, undefined, undefined, () => onWritten());
+  };
   try {
-    post(message);
+    sendOnce();
   } catch {
     // Something the walk let through cannot be cloned after all: find it with the clone itself.
     for (let i = 0; i < message.values.length; i++) {
@@ -89,7 +97,7 @@ function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'pro
         message.failures.push([i, { unsendable: { path: 'result', detail: `not cloneable (${error instanceof Error ? error.message : String(error)})` } }]);
       }
     }
-    post(message);
+    sendOnce();
   }
 }
 
@@ -231,7 +239,9 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
   const head = queue[0];
   // Whatever comes next starts as soon as this message is out: one message instead of two.
   const next = head === undefined || skipped.has(head.id) || overLimit ? undefined : head.id;
-  postOutcomes({ ...rest, type: 'procpool:done', skipped: false, ms: performance.now() - started, rss, next });
+  // The next chunk starts once this is written: a task ending the process
+  // (process.exit) would drop a done still queued in the channel.
+  await new Promise<void>((resolve) => postOutcomes({ ...rest, type: 'procpool:done', skipped: false, ms: performance.now() - started, rss, next }, resolve));
   return next;
 }
 
@@ -243,11 +253,11 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
  * over as a value, never recomputed.
  */
 async function runQueue(): Promise<void> {
-  if (running || tasks === undefined || stopping) return;
+  if (running || tasks === undefined || stopping || channel !== 'open') return;
   running = true;
   let announced: number | undefined;
   try {
-    for (let message = queue.shift(); message !== undefined; message = queue.shift()) {
+    for (let message = queue.shift(); message !== undefined && channel === 'open'; message = queue.shift()) {
       const skip = skipped.delete(message.id) || overLimit;
       if (message.id !== announced) {
         if (skip) {
@@ -303,14 +313,18 @@ process.on('message', (message: unknown) => {
 process.on('exit', () => {
   if (report !== undefined && process.connected) flush();
 });
+// A task letting go of the channel: what was sent before, then the parent's
+// only sign that the channel closed by choice, not with the process. The
+// channel closes once that is written: closing drops messages still queued.
 const disconnect = process.disconnect.bind(process);
 process.disconnect = () => {
-  if (process.connected) {
-    if (report !== undefined) flush();
-    // The parent's only sign that the channel closed by choice, not with the process.
-    post({ type: 'procpool:disconnecting' });
-  }
-  disconnect();
+  if (channel !== 'open') return;
+  if (!process.connected) return disconnect();
+  if (report !== undefined) flush();
+  channel = 'letting go';
+  send!({ type: 'procpool:disconnecting' }, undefined, undefined, () => {
+    if (process.connected) disconnect();
+  });
 };
 
 // The channel closed without a stop: the parent is gone or a task let go of

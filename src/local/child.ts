@@ -308,7 +308,7 @@ export class Child implements EntryOwner {
       pid: this.pid,
       exitCode,
       signal,
-      reason: exitReason(signal, stderr, this.#kill, this.#channel),
+      reason: exitReason(signal, stderr, this.#kill, this.#channel, exitCode),
       cause,
       startFailed: this.#startFailed || this.#port.spawnError !== undefined,
       requested: this.#requested,

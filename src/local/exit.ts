@@ -43,8 +43,10 @@ export type ChannelState = 'open' | 'let go';
  * channel, the pool's own kill, a signal, what it last wrote to stderr —
  * never from an exit code, which a task may use too.
  */
-export function exitReason(signal: NodeJS.Signals | null, stderr: string, kill: KillReason, channel: ChannelState): WorkerExitReason {
-  if (/heap out of memory|Reached heap limit/i.test(stderr)) return 'oom';
+export function exitReason(signal: NodeJS.Signals | null, stderr: string, kill: KillReason, channel: ChannelState, exitCode: number | null = null): WorkerExitReason {
+  // V8 aborts when out of heap: the text alone is something a task may print.
+  const aborted = signal === 'SIGABRT' || signal === 'SIGTRAP' || exitCode === 134;
+  if (aborted && /heap out of memory|Reached heap limit/i.test(stderr)) return 'oom';
   if (channel === 'let go' || kill.kind === 'channel-lost') return 'disconnect';
   return signal !== null ? 'signal' : 'exit';
 }

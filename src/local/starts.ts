@@ -30,12 +30,12 @@ export class Starts {
     return this.#tasks;
   }
 
-  /** Resolves when each of the first `min` slots has had a ready child. */
   /** Whether any child has been ready (a later failed start is then retried). */
   get started(): boolean {
     return this.#tasks !== undefined;
   }
 
+  /** Resolves when each of the first `min` slots has had a ready child. */
   ready(): Promise<void> {
     if (this.#readySlots.size >= this.#min) return Promise.resolve();
     return new Promise((resolve, reject) => this.#whenReady.push({ resolve, reject }));
