@@ -240,6 +240,7 @@ export class Pool<M = UntypedModule> {
   close(): void {
     if (this.#state !== 'running') return;
     this.#state = 'closed';
+    this.#room.close();
     this.#registry.closeAll();
     this.#finished = this.#registry.whenIdle().then(() => this.#backend.stop());
   }
@@ -255,6 +256,7 @@ export class Pool<M = UntypedModule> {
   terminate(): Promise<void> {
     if (this.#state === 'terminated') return this.#registry.join(this.#finished!);
     this.#state = 'terminated';
+    this.#room.close();
     this.#registry.failAll(new PoolClosedError('The pool was terminated before this work finished'));
     this.#scheduler.drain();
     this.#finished = this.#backend.kill();
@@ -272,6 +274,7 @@ export class Pool<M = UntypedModule> {
     const failure = this.#backend.failure;
     if (failure === undefined || this.#broken) return;
     this.#broken = true;
+    this.#room.close();
     this.#registry.failAll(failure);
     this.#scheduler.drain();
   }

@@ -7,7 +7,7 @@
  * once the pool has had ready children, and only failures in a row break it.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { PoolBrokenError, QueueFullError } from '../src/errors.js';
+import { PoolBrokenError, PoolClosedError, QueueFullError } from '../src/errors.js';
 import type { ChildOutput, SpawnPort } from '../src/local/spawn.js';
 import type { ResolvedPoolOptions } from '../src/options.js';
 import { Pool } from '../src/pool.js';
@@ -97,6 +97,94 @@ describe('room: one predicate, a reservation at admission', () => {
     expect(await running).toBe(2);
     expect(await waiting).toEqual([2, 4, 6]);
     expect(fp.pool.stats.queued).toBe(0);
+  });
+});
+
+describe('room: waitForRoom() is judged on whole steps, and settles once the pool takes no more work', () => {
+  it('maxQueue 0, maxTasksPerChild 1: each waitForRoom() is followed by a call that is admitted (a retired child and its replacement judged together)', async () => {
+    const fp = fakePool({ processes: 1, maxQueue: 0, maxTasksPerChild: 1 }, addTasks);
+    const results: Array<Promise<number>> = [];
+    for (let i = 0; i < 6; i++) {
+      await fp.pool.waitForRoom();
+      const call = fp.pool.apply('double', [i]) as Promise<number>;
+      results.push(call);
+      // A refusal settles in this turn or the next: catch it before the next wait.
+      await turn();
+      const state = track(call);
+      await turn();
+      expect(state.error).toBeUndefined();
+    }
+    expect(await Promise.all(results)).toEqual([0, 2, 4, 6, 8, 10]);
+  });
+
+  it('maxQueue 0, a chunk re-queued after its child died: waitForRoom() does not resolve while it waits (queued and running judged together)', async () => {
+    const fp = fakePool({ processes: 1, maxQueue: 0, retries: 1 });
+    const first = await fp.child(0);
+    first.ready();
+    const call = fp.pool.apply('double', [1]);
+    await first.nextRun();
+    const room = track(fp.pool.waitForRoom());
+    // The child dies: its item is queued again for the replacement, which is starting.
+    first.exit(1, null);
+    const second = await fp.child(1);
+    await turn();
+    await turn();
+    expect(room.settled).toBe(false);
+    await expect(fp.pool.apply('double', [3])).rejects.toBeInstanceOf(QueueFullError);
+    second.automate();
+    expect(await call).toBe(2);
+    await turnsUntil(() => room.settled);
+    expect(room.settled).toBe(true);
+  });
+
+  it.each(['terminate', 'close'] as const)('maxQueue 0, the only child busy: a pending waitForRoom() resolves at %s(), and the next call says the pool is closed', async (how) => {
+    const fp = fakePool({ processes: 1, maxQueue: 0 });
+    const child = fp.children[0]!;
+    child.ready();
+    const busy = fp.pool.apply('double', [1]).catch((error: unknown) => error);
+    await child.nextRun();
+    const room = track(fp.pool.waitForRoom());
+    await turn();
+    expect(room.settled).toBe(false);
+    // An automatic child dies of terminate's kill; with close() it stays busy until the end.
+    if (how === 'terminate') {
+      child.automate();
+      void fp.pool.terminate();
+    } else fp.pool.close();
+    await turnsUntil(() => room.settled);
+    expect(room.settled).toBe(true);
+    expect(room.error).toBeUndefined();
+    await expect(fp.pool.apply('double', [2])).rejects.toBeInstanceOf(PoolClosedError);
+    child.automate();
+    await busy;
+    await fp.pool.terminate();
+  });
+
+  it('maxQueue 0: waitForRoom() after close() and join() resolves', async () => {
+    const fp = fakePool({ processes: 1, maxQueue: 0 }, addTasks);
+    expect(await fp.pool.apply('double', [1])).toBe(2);
+    fp.pool.close();
+    await fp.pool.join();
+    const room = track(fp.pool.waitForRoom());
+    await turnsUntil(() => room.settled);
+    expect(room.settled).toBe(true);
+    expect(room.error).toBeUndefined();
+  });
+
+  it('maxQueue 0: a pending waitForRoom() resolves when the pool breaks, and the next call says why', async () => {
+    const fp = fakePool({ processes: 1, maxQueue: 0 });
+    const child = fp.children[0]!;
+    const busy = fp.pool.apply('double', [1]).catch((error: unknown) => error);
+    const room = track(fp.pool.waitForRoom(2));
+    await turn();
+    expect(room.settled).toBe(false);
+    child.initError(new Error('cannot load'));
+    child.exit(1, null);
+    await turnsUntil(() => room.settled);
+    expect(room.settled).toBe(true);
+    expect(room.error).toBeUndefined();
+    expect(await busy).toBeInstanceOf(PoolBrokenError);
+    await expect(fp.pool.apply('double', [2])).rejects.toBeInstanceOf(PoolBrokenError);
   });
 });
 

@@ -4,7 +4,11 @@
  * `#waiting`. A call admitted before an asynchronous step (its task name is
  * looked up) holds a reservation until it has queued its chunks, so calls
  * made in the same tick see each other. Waiters are judged again whenever
- * the queue or the capacity changes (the scheduler says so).
+ * the queue or the capacity changes (the scheduler says so), once the
+ * synchronous step that changed it has ended: a chunk moving from queued to
+ * running, or a child retired and its replacement started, is judged whole.
+ * Once the pool takes no more work (close, terminate, broken), every
+ * waiter, pending or future, resolves: the next call says why it is refused.
  */
 import { QueueFullError } from '../errors.js';
 
@@ -28,6 +32,10 @@ export class Room {
   #reservedItems = 0;
   #reservedPieces = 0;
   #waiters: Array<{ items: number; resolve(): void }> = [];
+  /** Whether the pool still takes work. */
+  #state: 'open' | 'closed' = 'open';
+  /** Whether the waiters are to be judged again at the end of this synchronous step. */
+  #judging: 'idle' | 'scheduled' = 'idle';
 
   constructor(queue: QueueCounts, limit: number) {
     this.#queue = queue;
@@ -64,13 +72,27 @@ export class Room {
 
   /** Resolves once a call of `items` more items (one chunk each) would be admitted; for more than the limit, once nothing waits. */
   whenRoom(items: number): Promise<void> {
-    if (this.#fits(items)) return Promise.resolve();
+    if (this.#state === 'closed' || this.#fits(items)) return Promise.resolve();
     return new Promise((resolve) => this.#waiters.push({ items, resolve }));
   }
 
-  /** The queue or the capacity changed: wake the waiters that now fit. */
+  /** The pool takes no more work: every waiter resolves, now and later. */
+  close(): void {
+    this.#state = 'closed';
+    for (const waiter of this.#waiters.splice(0)) waiter.resolve();
+  }
+
+  /** The queue or the capacity changed: wake the waiters that fit once this synchronous step has ended. */
   changed(): void {
-    if (this.#waiters.length === 0) return;
+    if (this.#waiters.length === 0 || this.#judging === 'scheduled') return;
+    this.#judging = 'scheduled';
+    queueMicrotask(() => {
+      this.#judging = 'idle';
+      this.#judge();
+    });
+  }
+
+  #judge(): void {
     this.#waiters = this.#waiters.filter((waiter) => {
       if (!this.#fits(waiter.items)) return true;
       waiter.resolve();

@@ -182,22 +182,26 @@ export class Scheduler {
     try {
       if (!owner.wants(piece.start) || this.#drained) return;
       this.#counters.queueWait.record(performance.now() - piece.queuedAt);
-      const attempt = this.#backend.run({
-        task: owner.task,
-        args,
-        spread: owner.spread,
-        timeout: owner.timeout,
-        stopAtError: owner.stopAtError,
-        exact: piece.exact,
-      });
-      owner.attach(attempt);
+      // Running from the step it left the queue in: room never sees it neither.
       this.#running++;
       let end: AttemptEnd;
       try {
-        end = await attempt.end;
+        const attempt = this.#backend.run({
+          task: owner.task,
+          args,
+          spread: owner.spread,
+          timeout: owner.timeout,
+          stopAtError: owner.stopAtError,
+          exact: piece.exact,
+        });
+        owner.attach(attempt);
+        try {
+          end = await attempt.end;
+        } finally {
+          owner.detach(attempt);
+        }
       } finally {
         this.#running--;
-        owner.detach(attempt);
       }
       // A runner's room is free again (p-queue counts it free a turn later).
       this.#onRoom();
