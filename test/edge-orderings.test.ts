@@ -243,6 +243,46 @@ describe('(16) starts: a replacement that cannot be spawned', () => {
     await pool.terminate();
   });
 
+  it('one burst of EAGAIN on 5 replacements at once (6 children recycled together): each slot retries, the pool serves on', async () => {
+    fakeTimers();
+    const { pool, children } = spawnFailing({ processes: 6, maxTasksPerChild: 1 }, (index) => index >= 6 && index < 11);
+    await pool.ready();
+    const items = [1, 2, 3, 4, 5, 6];
+    expect(await pool.map('double', items, { chunksize: 1 })).toEqual([2, 4, 6, 8, 10, 12]);
+    const next = track(pool.map('double', items, { chunksize: 1 }));
+    for (let i = 0; i < 40 && !next.settled; i++) {
+      await turn();
+      await vi.advanceTimersByTimeAsync(200);
+    }
+    expect(children.filter((child) => child.spawnError !== undefined)).toHaveLength(5);
+    expect(next.error).toBeUndefined();
+    expect(next.value).toEqual([2, 4, 6, 8, 10, 12]);
+    await pool.terminate();
+  });
+
+  it('a start backoff is unref\'d (a waiting call holds the program) and cleared by terminate()', async () => {
+    fakeTimers();
+    const timers: Array<{ delay: number | undefined; timer: { hasRef(): boolean } }> = [];
+    const setTimer = globalThis.setTimeout;
+    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, delay?: number) => {
+      const timer = setTimer(fn, delay);
+      timers.push({ delay, timer: timer as unknown as { hasRef(): boolean } });
+      return timer;
+    }) as typeof setTimeout);
+    const { pool, children } = spawnFailing({ processes: 1, maxTasksPerChild: 1 }, (index) => index === 1);
+    expect(await pool.apply('double', [1])).toBe(2);
+    await turnsUntil(() => children[1]?.exited === true);
+    spy.mockRestore();
+    const backoff = timers.find((entry) => entry.delay === 50);
+    expect(backoff).toBeDefined();
+    expect(backoff!.timer.hasRef()).toBe(false);
+    const before = vi.getTimerCount();
+    await pool.terminate();
+    expect(vi.getTimerCount()).toBeLessThan(before);
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(children).toHaveLength(2);
+  });
+
   it('spawns that keep failing in a row break the pool, once', async () => {
     fakeTimers();
     const { pool, children } = spawnFailing({ processes: 1, maxTasksPerChild: 1 }, (index) => index >= 1);

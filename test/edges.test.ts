@@ -135,7 +135,7 @@ describe('exits: a call that ended is not failed by the next call on its child',
     const pool = makePool({ processes: 1 });
     await pool.map('double', Array.from({ length: 50 }, (_, i) => i), { chunksize: 1 });
     const [first, second] = await Promise.allSettled([pool.apply('big', [16 << 20]), pool.apply(task, [...args])]);
-    expect(first.status === 'fulfilled' ? first.value.length : first.reason).toBe(16 << 20);
+    expect(first.status === 'fulfilled' ? (first.value as string).length : first.reason).toBe(16 << 20);
     expect(second.status).toBe('rejected');
     expect((second as PromiseRejectedResult).reason).toBeInstanceOf(WorkerExitError);
     expect((second as PromiseRejectedResult).reason).toMatchObject(blame);

@@ -46,11 +46,12 @@ export class ChildSet implements Backend {
   readonly #sizing: Sizing;
   /** Chunks waiting in the scheduler for room. */
   #waiting = 0;
-  /** Children to be started again after a start failure's backoff. */
-  #respawning = 0;
+  /** Children to be started again after a start failure's backoff (unref'd: a waiting call holds the registry's handle). */
+  readonly #backoffs = new Set<NodeJS.Timeout>();
   #fitLater = false;
   #fitting = false;
-  #startFailures = 0;
+  /** Failed starts in a row, by slot: a burst spread over many slots is not one slot failing again. */
+  readonly #slotFailures: number[] = [];
   #chunkMs: number | undefined;
   /** Recent chunks' argument bytes, roughly (a moving average). */
   #chunkBytes = 0;
@@ -143,7 +144,7 @@ export class ChildSet implements Backend {
     if (this.#state !== 'running') return 0;
     let ready = false;
     for (const child of this.#live) if (child.state === 'ready' && this.#usable(child)) ready = true;
-    return Math.max(0, this.#sizing.max - this.size - this.#respawning) + (ready ? startingEmpty(this.#live, this.#usableNow) : 0);
+    return Math.max(0, this.#sizing.max - this.size - this.#backoffs.size) + (ready ? startingEmpty(this.#live, this.#usableNow) : 0);
   }
 
   /** Children now: starting or ready (not those leaving). */
@@ -184,6 +185,7 @@ export class ChildSet implements Backend {
 
   stop(): Promise<void> {
     if (this.#state === 'running') this.#state = 'stopping';
+    this.#cancelBackoffs();
     this.#dropUnread();
     this.#starts.reject(new PoolClosedError('The pool was closed before its children were ready'));
     for (const child of this.#live) child.stop();
@@ -192,6 +194,7 @@ export class ChildSet implements Backend {
 
   kill(): Promise<void> {
     if (this.#state !== 'broken') this.#state = 'terminated';
+    this.#cancelBackoffs();
     this.#dropUnread();
     this.#starts.reject(new PoolClosedError('The pool was terminated before its children were ready'));
     for (const child of this.#live) child.terminate();
@@ -282,7 +285,7 @@ export class ChildSet implements Backend {
     if (this.#state !== 'running' || this.#fitting) return;
     this.#fitting = true;
     try {
-      while (this.#state === 'running' && this.#sizing.toStart(this.size + this.#respawning, this.#waiting - startingEmpty(this.#live, this.#usableNow)) > 0) this.#start(this.#freeSlot());
+      while (this.#state === 'running' && this.#sizing.toStart(this.size + this.#backoffs.size, this.#waiting - startingEmpty(this.#live, this.#usableNow)) > 0) this.#start(this.#freeSlot());
     } finally {
       this.#fitting = false;
     }
@@ -310,7 +313,7 @@ export class ChildSet implements Backend {
   }
 
   #onReady(child: Child, tasks: string[]): void {
-    this.#startFailures = 0;
+    this.#slotFailures[child.slot] = 0;
     this.#starts.readied(child.slot, tasks);
     this.#idle(child);
     this.#changed();
@@ -341,7 +344,7 @@ export class ChildSet implements Backend {
     if (this.#state === 'running' && (exit.startFailed || (exit.from === 'starting' && !exit.requested))) this.#startFailed(child, exit);
     else if (this.#state === 'running' && !exit.requested) {
       // Below the minimum, or work waits: a replacement in its slot; else the pool just shrank.
-      if (this.size + this.#respawning < this.#sizing.min || this.#waiting > 0) this.#replace(child);
+      if (this.size + this.#backoffs.size < this.#sizing.min || this.#waiting > 0) this.#replace(child);
     }
     this.#fit();
     this.#changed();
@@ -356,20 +359,30 @@ export class ChildSet implements Backend {
    * (the OOM killer, kill -9). Once the
    * pool has had ready children, it is a passing failure (EAGAIN, EMFILE, a
    * module that failed to load once): started again with backoff. Either
-   * way, `maxStartFailures` in a row break it.
+   * way, `maxStartFailures` in a row in one slot break it (a slot that gets
+   * a ready child starts its count again).
    */
   #startFailed(child: Child, exit: ChildExit): void {
     if (!this.#starts.started && (exit.startFailed || exit.signal === null)) return this.#break(exit);
-    if (++this.#startFailures >= maxStartFailures) return this.#break(exit);
+    const inRow = (this.#slotFailures[child.slot] ?? 0) + 1;
+    this.#slotFailures[child.slot] = inRow;
+    if (inRow >= maxStartFailures) return this.#break(exit);
     // A child retired while it started already has its replacement.
     if (exit.requested) return;
-    const delay = Math.min(1000, 50 * 2 ** (this.#startFailures - 1));
-    this.#respawning++;
-    setTimeout(() => {
-      this.#respawning--;
+    const delay = Math.min(1000, 50 * 2 ** (inRow - 1));
+    const timer = setTimeout(() => {
+      this.#backoffs.delete(timer);
       if (this.#state === 'running') this.#replace(child);
       this.#fit();
     }, delay);
+    timer.unref();
+    this.#backoffs.add(timer);
+  }
+
+  /** No child is started again once the pool stops. */
+  #cancelBackoffs(): void {
+    for (const timer of this.#backoffs) clearTimeout(timer);
+    this.#backoffs.clear();
   }
 
   /** Children cannot start: report it once and start no more. */
@@ -384,6 +397,7 @@ export class ChildSet implements Backend {
             : `it exited with code ${String(exit.exitCode)}`;
     this.#failure = new PoolBrokenError(`Child processes cannot start: ${why}`, { ...(exit.cause === undefined ? {} : { cause: exit.cause }), stderr: exit.stderr });
     this.#state = 'broken';
+    this.#cancelBackoffs();
     this.#starts.reject(this.#failure);
     for (const other of this.#live) other.terminate();
   }

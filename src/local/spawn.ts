@@ -228,6 +228,8 @@ class SpawnedChild implements ChildPort {
         streams = 0;
         settle();
       }, 500);
+      // Whoever waits for this exit holds the registry's handle.
+      timer.unref();
       settle();
     });
   }
