@@ -37,8 +37,11 @@ export interface RunMessage {
   stopAtError: boolean;
   /** Report after every item, not every few ms: exact blame after an ambiguous death. */
   exact: boolean;
-  /** Items have a time limit: the parent times each from the latest report, so reports keep their pace. */
+  /** Items have a time limit: the child marks the end of its items (`ended`) before their outcomes cross. */
   timed: boolean;
+  /** The call the chunk belongs to, and the call index of its first item (with `stopAtError`: a failure in this child drops the call's later chunks). */
+  call: number;
+  from: number;
 }
 
 /** Parent → child: skip chunk `id` if it has not started (answered by a `done` with `skipped`). */

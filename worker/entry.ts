@@ -12,6 +12,7 @@ import type { Writable } from 'node:stream';
 import { DISCONNECTED_EXIT_CODE, isParentMessage, type ChildMessage, type InitMessage, type ItemsMessage, type RunMessage, type WireFailure } from '../src/protocol.js';
 import { findUnsendable } from '../src/transfer.js';
 import { boot } from './boot.js';
+import { droppedByFailure, noteFailure } from './call-stops.js';
 import { locateSyntaxError } from './syntax-error.js';
 
 // Loaded when first needed, off every child's start-up path.
@@ -196,6 +197,7 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
       }
     }
     record(value, failure);
+    if (failure !== undefined) noteFailure(message, index);
     if (index === args.length - 1) break;
     if (failure !== undefined && stopAtError) break;
     // Past maxMemoryPerChild: stop here; the parent sends the rest elsewhere and replaces this child.
@@ -230,7 +232,7 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
   }
   const head = queue[0];
   // Whatever comes next starts as soon as this message is out: one message instead of two.
-  const next = head === undefined || skipped.has(head.id) || overLimit ? undefined : head.id;
+  const next = head === undefined || skipped.has(head.id) || overLimit || droppedByFailure(head) ? undefined : head.id;
   postOutcomes({ ...rest, type: 'procpool:done', skipped: false, ms: performance.now() - started, rss, next });
   return next;
 }
@@ -248,7 +250,7 @@ async function runQueue(): Promise<void> {
   let announced: number | undefined;
   try {
     for (let message = queue.shift(); message !== undefined; message = queue.shift()) {
-      const skip = skipped.delete(message.id) || overLimit;
+      const skip = skipped.delete(message.id) || overLimit || droppedByFailure(message);
       if (message.id !== announced) {
         if (skip) {
           post({ type: 'procpool:done', id: message.id, from: 0, values: [], failures: [], skipped: true, ms: 0, rss: 0, next: undefined });

@@ -65,6 +65,9 @@ export class Scheduler {
   #drained = false;
   /** Waiters for room in the queue (maxQueue). */
   #roomWaiters: Array<{ items: number; resolve(): void }> = [];
+  /** Each call's id on the wire (held weakly: an ended call is forgotten). */
+  readonly #callIds = new WeakMap<ChunkOwner, number>();
+  #nextCallId = 1;
 
   /** `onBusy` hears when the first piece arrives and the last one leaves. */
   constructor(backend: Backend, counters: Counters, onBusy: (busy: boolean) => void) {
@@ -168,6 +171,12 @@ export class Scheduler {
     });
   }
 
+  #callId(owner: ChunkOwner): number {
+    let id = this.#callIds.get(owner);
+    if (id === undefined) this.#callIds.set(owner, (id = this.#nextCallId++));
+    return id;
+  }
+
   #fit(): void {
     if (this.#drained) return;
     if (this.#backend.failure !== undefined) return this.drain();
@@ -195,6 +204,8 @@ export class Scheduler {
         timeout: owner.timeout,
         stopAtError: owner.stopAtError,
         exact: piece.exact,
+        call: this.#callId(owner),
+        from: piece.start,
       });
       owner.attach(attempt);
       let end: AttemptEnd;

@@ -103,7 +103,7 @@ export class Child implements EntryOwner {
     }
     this.assigned += job.args.length;
     this.#line.push(entry);
-    const message: RunMessage = { type: 'procpool:run', id: entry.id, task: job.task, args: job.args, spread: job.spread, stopAtError: job.stopAtError, exact: job.exact, timed: job.timeout !== undefined };
+    const message: RunMessage = { type: 'procpool:run', id: entry.id, task: job.task, args: job.args, spread: job.spread, stopAtError: job.stopAtError, exact: job.exact, timed: job.timeout !== undefined, call: job.call, from: job.from };
     if (this.#line.length === 1) this.#send(entry, message);
     else {
       this.#outbox.push(message);

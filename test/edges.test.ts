@@ -1,0 +1,82 @@
+/**
+ * The engine at its edges, on real child processes (issue 17): the first
+ * failure stops what is already in a child's pipe, a skip is honoured, a
+ * result's transfer is not charged to its item's timeout, a per-item timeout
+ * runs per item, and re-queued rests go ahead of new work. Orders of events
+ * are read from files the tasks write; no test counts on timing.
+ */
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Pool, type PoolOptions } from 'procpool';
+import { childEnv, leftOver, logStarts, readLines, rejection, tempDir, until } from './fixtures/fault-helpers.js';
+import { within } from './fixtures/scenario-helpers.js';
+
+const tasks = new URL('./fixtures/scenario-tasks.mjs', import.meta.url);
+const TEST_MS = 60_000;
+
+let dir = '';
+const pools: Pool[] = [];
+const startLog = (): string => join(dir, 'starts');
+
+beforeEach(() => {
+  dir = tempDir('procpool-edges-');
+});
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((pool) => pool.terminate()));
+  for (const pid of leftOver(startLog())) process.kill(pid, 'SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function makePool(options: PoolOptions = {}): Pool {
+  const pool = new Pool(tasks, { processes: 2, nodeOptions: logStarts, env: childEnv(startLog()), ...options });
+  pools.push(pool);
+  return pool;
+}
+
+/** close() + join(), bounded; then no child is left. */
+async function closeAndCheckGone(pool: Pool): Promise<void> {
+  pool.close();
+  await within(pool.join(), 20_000, 'join()');
+  expect(leftOver(startLog())).toEqual([]);
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+
+/** Many fast items of `recordsThenFails`: its chunks are measured as tiny, so each child is kept fed (many chunks in its pipe). */
+async function warm(pool: Pool): Promise<void> {
+  const file = join(dir, 'warm');
+  await pool.map('recordsThenFails', range(2, 400).map((index) => ({ file, index })), { chunksize: 1 });
+}
+
+const ranIn = (file: string): number[] => readLines(file).map(Number).sort((a, b) => a - b);
+
+describe('the first failure stops what is already in a child’s pipe', () => {
+  it('one child kept fed; map (chunksize 1) whose item 0 fails after 60 ms: none of the later items runs', async () => {
+    const pool = makePool({ processes: 1 });
+    await warm(pool);
+    const file = join(dir, 'ran');
+    const error = await within(rejection(pool.map('recordsThenFails', range(0, 41).map((index) => ({ file, index, failMs: 60 })), { chunksize: 1 })), 20_000, 'the map');
+    expect(error).toMatchObject({ code: 'E_ITEM0' });
+    await closeAndCheckGone(pool);
+    expect(ranIn(file)).toEqual([0]);
+  }, TEST_MS);
+
+  it('two children kept fed; item 0 fails on one: the chunks in the other child’s pipe are skipped, not run', async () => {
+    const pool = makePool({ processes: 2 });
+    await warm(pool);
+    const file = join(dir, 'ran');
+    const gates = { 0: join(dir, 'gate0'), 1: join(dir, 'gate1') };
+    // Item 0 on one child, item 1 on the other; every other chunk of the call waits in their pipes.
+    const mapped = rejection(pool.map('recordsThenFails', range(0, 32).map((index) => ({ file, index, gates })), { chunksize: 1 }));
+    expect(await until(() => ranIn(file).length === 2, 20_000)).toBe(true);
+    expect(ranIn(file)).toEqual([0, 1]);
+    writeFileSync(gates[0], '');
+    expect(await within(mapped, 20_000, 'the map')).toMatchObject({ code: 'E_ITEM0' });
+    // The skips are on their way before item 1 ends: the child reads them while item 1 waits.
+    writeFileSync(gates[1], '');
+    await closeAndCheckGone(pool);
+    expect(existsSync(file)).toBe(true);
+    expect(ranIn(file)).toEqual([0, 1]);
+  }, TEST_MS);
+});
