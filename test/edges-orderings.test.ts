@@ -1,0 +1,95 @@
+/**
+ * The engine at its edges (issue 17), as orderings on scripted fake children
+ * (fixtures/fake-child.ts): the read-ahead of `imap*`, depth and priority,
+ * and calls sharing one AbortSignal. No sleeps: each test waits for a
+ * condition or counts event-loop turns.
+ */
+import { describe, expect, it, vi } from 'vitest';
+import type { Pool } from '../src/pool.js';
+import { addTasks, fakePool } from './fixtures/fake-child.js';
+
+vi.setConfig({ testTimeout: 10_000 });
+
+const double = (x: number): number => x * 2;
+
+const pool = (fp: { pool: Pool }): Pool => fp.pool;
+
+/** One turn of the event loop. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** Turns until `done()` holds; a bounded number, so a missed event fails fast instead of hanging. */
+async function turnsUntil(done: () => boolean, most = 50): Promise<void> {
+  for (let i = 0; i < most && !done(); i++) await turn();
+}
+
+/** An endless async source the test feeds one item at a time; it counts what was read. */
+function fedSource(): { source: AsyncIterable<number>; readonly asked: boolean; readonly read: number; feed(): void } {
+  const asks: Array<(result: IteratorResult<number>) => void> = [];
+  let read = 0;
+  return {
+    source: { [Symbol.asyncIterator]: () => ({ next: () => new Promise<IteratorResult<number>>((resolve) => asks.push(resolve)) }) },
+    get asked() {
+      return asks.length > 0;
+    },
+    get read() {
+      return read;
+    },
+    feed() {
+      asks.shift()!({ value: read++, done: false });
+    },
+  };
+}
+
+describe('imap read-ahead: the window is checked before every read', () => {
+  it.each([
+    ['chunksize 10', 10],
+    ['default chunking', undefined],
+  ])('a slow endless source, 1 process, %s, the consumer pauses after 8 results: reading stops within the bound', async (_name, chunksize) => {
+    const fp = fakePool({ processes: 1 });
+    const child = fp.children[0]!;
+    child.ready();
+    const src = fedSource();
+    const it = pool(fp).imap('double', src.source, { chunksize });
+    let consumed = 0;
+    const consumer = (async () => {
+      for (; consumed < 8; consumed++) expect(await it.next()).toEqual({ value: 2 * consumed, done: false });
+    })();
+    let answered = 0;
+    const answer = (): void => {
+      // Answered as tiny chunks: default chunking grows its chunks.
+      for (const run of child.runs.slice(answered)) child.answer(run, double, { ms: 0.001 * run.args.length });
+      answered = child.runs.length;
+    };
+    // Each item arrives in a later turn than it was asked for: the partial chunk goes out without waiting to fill.
+    for (let i = 0; i < 400; i++) {
+      await turnsUntil(() => src.asked, 30);
+      if (!src.asked) break;
+      src.feed();
+      await turn();
+      answer();
+    }
+    await consumer;
+    // Paused: at most 2 × processes chunks read ahead, of at most `chunksize` items (default: at most the chunk being filled had grown to).
+    expect(src.asked).toBe(false);
+    expect(src.read - consumed).toBeLessThanOrEqual(2 * (chunksize ?? 64));
+    // The consumer resumes: once a whole chunk is consumed, reading resumes.
+    for (let i = consumed; i < src.read && !src.asked; i++) {
+      await expect(it.next()).resolves.toEqual({ value: 2 * i, done: false });
+      await turnsUntil(() => src.asked, 30);
+      answer();
+    }
+    expect(src.asked).toBe(true);
+    await it.return!();
+  });
+
+  it.each([
+    ['a sync iterator', () => ({ [Symbol.iterator]: () => ({ next: () => 5 }) })],
+    ['an async iterator', () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve(5) }) })],
+  ])('%s whose next() returns a non-object: imap throws TypeError, as map does', async (_name, make) => {
+    const fp = fakePool({ processes: 1 }, addTasks);
+    const it = pool(fp).imap('double', make() as Iterable<number>);
+    await expect(it.next()).rejects.toThrow(TypeError);
+    await expect(it.next()).resolves.toEqual({ done: true, value: undefined });
+    await expect(pool(fp).map('double', make() as Iterable<number>)).rejects.toThrow(TypeError);
+  });
+});
