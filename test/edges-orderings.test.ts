@@ -4,6 +4,7 @@
  * and calls sharing one AbortSignal. No sleeps: each test waits for a
  * condition or counts event-loop turns.
  */
+import { getEventListeners } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import type { Pool } from '../src/pool.js';
 import { addTasks, fakePool } from './fixtures/fake-child.js';
@@ -87,9 +88,55 @@ describe('imap read-ahead: the window is checked before every read', () => {
     ['an async iterator', () => ({ [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve(5) }) })],
   ])('%s whose next() returns a non-object: imap throws TypeError, as map does', async (_name, make) => {
     const fp = fakePool({ processes: 1 }, addTasks);
-    const it = pool(fp).imap('double', make() as Iterable<number>);
+    const it = pool(fp).imap('double', make() as unknown as Iterable<number>);
     await expect(it.next()).rejects.toThrow(TypeError);
     await expect(it.next()).resolves.toEqual({ done: true, value: undefined });
-    await expect(pool(fp).map('double', make() as Iterable<number>)).rejects.toThrow(TypeError);
+    await expect(pool(fp).map('double', make() as unknown as Iterable<number>)).rejects.toThrow(TypeError);
+  });
+});
+
+describe('calls sharing one AbortSignal', () => {
+  it('1,000 applies and 20 imaps pending with one signal: one abort listener, no leak warning; it goes when they settle', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const fp = fakePool({ processes: 1 });
+      const child = fp.children[0]!;
+      child.ready();
+      const { signal } = new AbortController();
+      const applies = Array.from({ length: 1000 }, (_, i) => pool(fp).apply('double', [i], { signal }));
+      const imaps = Array.from({ length: 20 }, () => pool(fp).imap('double', [1], { signal }));
+      const firsts = imaps.map((it) => it.next());
+      await turnsUntil(() => child.runs.length >= 1);
+      expect(getEventListeners(signal, 'abort')).toHaveLength(1);
+      child.automate();
+      expect(await Promise.all(applies)).toEqual(Array.from({ length: 1000 }, (_, i) => 2 * i));
+      expect(await Promise.all(firsts)).toEqual(imaps.map(() => ({ value: 2, done: false })));
+      for (const it of imaps) await expect(it.next()).resolves.toEqual({ done: true, value: undefined });
+      expect(getEventListeners(signal, 'abort')).toHaveLength(0);
+      await turn();
+      expect(warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
+  it('an abort stops every call that shares the signal, and only those', async () => {
+    const fp = fakePool({ processes: 1 });
+    const child = fp.children[0]!;
+    child.ready();
+    const controller = new AbortController();
+    const reason = new Error('stopped');
+    const shared = Array.from({ length: 30 }, (_, i) => pool(fp).apply('double', [i], { signal: controller.signal }).then(() => 'ran', (error: unknown) => error));
+    const it = pool(fp).imap('double', [1, 2], { signal: controller.signal });
+    const first = it.next().then(() => 'ran', (error: unknown) => error);
+    const other = pool(fp).apply('double', [21]);
+    await turnsUntil(() => child.runs.length >= 1);
+    controller.abort(reason);
+    expect(await Promise.all(shared)).toEqual(shared.map(() => reason));
+    expect(await first).toBe(reason);
+    child.automate();
+    await expect(other).resolves.toBe(42);
   });
 });

@@ -5,8 +5,10 @@
  * runs per item, and re-queued rests go ahead of new work. Orders of events
  * are read from files the tasks write; no test counts on timing.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Pool, type PoolOptions } from 'procpool';
 import { childEnv, leftOver, logStarts, readLines, rejection, tempDir, until } from './fixtures/fault-helpers.js';
@@ -14,6 +16,9 @@ import { within } from './fixtures/scenario-helpers.js';
 
 const tasks = new URL('./fixtures/scenario-tasks.mjs', import.meta.url);
 const TEST_MS = 60_000;
+const parentScript = fileURLToPath(new URL('./fixtures/edges-parent.mjs', import.meta.url));
+// The parent script runs from the package root, so that its `import 'procpool'` resolves to dist/.
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 let dir = '';
 const pools: Pool[] = [];
@@ -78,5 +83,14 @@ describe('the first failure stops what is already in a child’s pipe', () => {
     await closeAndCheckGone(pool);
     expect(existsSync(file)).toBe(true);
     expect(ranIn(file)).toEqual([0, 1]);
+  }, TEST_MS);
+});
+
+describe('calls sharing a signal', () => {
+  it('an imap iterator dropped half-way, its signal alive, is collected with the results it buffered', () => {
+    const run = spawnSync(process.execPath, ['--expose-gc', parentScript, 'dropped-imap'], { cwd: root, env: childEnv(startLog()), encoding: 'utf8', timeout: 50_000 });
+    expect(run.stderr).toBe('');
+    expect(run.stdout.trim()).toBe('collected');
+    expect(leftOver(startLog())).toEqual([]);
   }, TEST_MS);
 });

@@ -24,6 +24,7 @@ import { closeQuietly, isThenable, iterate } from './input.js';
 import { Results, type Part, type Sent } from './imap-results.js';
 import { countReport, failureError } from './outcome.js';
 import type { ChunkOwner } from './scheduler.js';
+import type { SignalFollower } from './signals.js';
 
 /** How an imap call reads and yields. */
 export interface ImapShape {
@@ -43,7 +44,7 @@ type State = 'new' | 'running' | 'ended';
 const done: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 /** A lazy call, and its own async iterator. */
-export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
+export class ImapCall implements ChunkOwner, SignalFollower, AsyncIterableIterator<unknown> {
   task = '';
   readonly spread: boolean;
   timeout: number | undefined;
@@ -179,6 +180,11 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     this.#poke();
   }
 
+  /** The call's signal aborted: nothing more is yielded, running chunks are stopped. */
+  signalAborted(reason: unknown): void {
+    this.#stop(reason, true);
+  }
+
   // OpenCall
 
   /** terminate() or a broken pool: nothing more is yielded. */
@@ -214,11 +220,8 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     this.#close = this.#context.registry.open(this, 'may be dropped');
     if (this.#stopped !== undefined) this.#close();
     const { signal } = this.#options;
-    if (signal !== undefined) {
-      const onAbort = (): void => this.#stop(signal.reason, true);
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#unfollow = () => signal.removeEventListener('abort', onAbort);
-    }
+    // Held weakly: an iterator dropped half-way is collected, its signal still alive.
+    if (signal !== undefined) this.#unfollow = this.#context.signals.follow(signal, this, 'may be dropped');
     void this.#pump();
   }
 
