@@ -94,3 +94,44 @@ describe('calls sharing a signal', () => {
     expect(leftOver(startLog())).toEqual([]);
   }, TEST_MS);
 });
+
+describe('timeout measures the item in the child, not the transfer of its result', () => {
+  it('timeout is per item, also with chunksize > 1: a chunk of 4 items of 600 ms each under timeout 1500 ms resolves; an item past it fails alone', async () => {
+    const pool = makePool({ processes: 1 });
+    await pool.ready();
+    expect(await within(pool.map('sleepFor', [600, 600, 600, 600], { chunksize: 4, timeout: 1500 }), 30_000, 'the map')).toEqual([600, 600, 600, 600]);
+    const error = await within(rejection(pool.map('sleepFor', [10, 10, 60_000, 10], { chunksize: 4, timeout: 1500 })), 30_000, 'the map');
+    expect(error).toMatchObject({ code: 'PROCPOOL_TASK_TIMEOUT', timeout: 1500 });
+    await closeAndCheckGone(pool);
+  }, TEST_MS);
+
+
+  /** Blocks this process's event loop: no IPC is read meanwhile, no timer runs. */
+  const blockUntil = (done: () => boolean): void => {
+    while (!done()) {
+      // Busy: the point is that the event loop does not turn.
+    }
+  };
+
+  it('an item that ends well within its timeout and returns 128 MiB, read only after the timeout has passed: it resolves', async () => {
+    const pool = makePool({ processes: 1 });
+    await pool.ready();
+    const timeout = 2000;
+    const files = { started: join(dir, 'started'), gate: join(dir, 'gate'), returning: join(dir, 'returning') };
+    const result = pool.apply('bigAfterGate', [{ ...files, mib: 128 }], { timeout }).then(
+      (bytes: unknown) => ({ length: (bytes as Buffer).length }),
+      (error: unknown) => ({ error }),
+    );
+    expect(await until(() => existsSync(files.started), 20_000)).toBe(true);
+    // A few turns: the start message (sent before the item began) is read and the timer armed.
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    writeFileSync(files.gate, '');
+    const gateAt = performance.now();
+    // While this process reads nothing, the item ends and its result waits in the pipe; the timer's time passes.
+    blockUntil(() => existsSync(files.returning) && performance.now() - gateAt > timeout + 200);
+    const returnedAt = performance.now();
+    blockUntil(() => performance.now() - returnedAt > 300);
+    expect(await within(result, 30_000, 'the apply')).toEqual({ length: 128 * 1024 * 1024 });
+    await closeAndCheckGone(pool);
+  }, TEST_MS);
+});

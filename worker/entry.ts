@@ -69,17 +69,35 @@ function residentMemory(): number {
   return rss;
 }
 
-/** Sends the outcomes not yet reported; a value that cannot be cloned becomes that item's failure. */
-function flush(): void {
+/**
+ * Sends the outcomes not yet reported; a value that cannot be cloned becomes
+ * that item's failure. `timed`: see postOutcomes.
+ */
+function flush(timed = false): Promise<void> | undefined {
   const message = report;
-  if (message === undefined || message.values.length === 0) return;
+  if (message === undefined || message.values.length === 0) return undefined;
   report = { type: 'procpool:items', id: message.id, from: message.from + message.values.length, values: [], failures: [] };
-  postOutcomes(message);
+  return postOutcomes(message, timed);
 }
 
-function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'procpool:done' }>): void {
+/**
+ * Sends outcomes. For a timed chunk (the parent times each item) the end of
+ * its items is marked first, with a tiny message that the parent reads
+ * before the outcomes cross: their transfer is never charged to an item.
+ * The returned promise resolves once they are written; the next item
+ * starts only then, so it is not charged for the transfer either.
+ */
+function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'procpool:done' }>, timed = false): Promise<void> | undefined {
+  if (timed) post({ type: 'procpool:ended', id: message.id, count: message.from + message.values.length });
+  let written: Promise<void> | undefined;
+  const sendOnce = (): void => {
+    if (!timed) return post(message);
+    let resolve!: () => void;
+    written = new Promise((settle) => (resolve = settle));
+    send!(message, undefined, undefined, () => resolve());
+  };
   try {
-    post(message);
+    sendOnce();
   } catch {
     // Something the walk let through cannot be cloned after all: find it with the clone itself.
     for (let i = 0; i < message.values.length; i++) {
@@ -90,8 +108,9 @@ function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'pro
         message.failures.push([i, { unsendable: { path: 'result', detail: `not cloneable (${error instanceof Error ? error.message : String(error)})` } }]);
       }
     }
-    post(message);
+    sendOnce();
   }
+  return written;
 }
 
 async function thrown(error: unknown): Promise<WireFailure> {
@@ -205,12 +224,13 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
       overLimit = true;
       break;
     }
-    if (exact) flush();
+    if (exact) await flush(timed);
     else if (timed || index + 1 >= nextCheck) {
       const now = performance.now();
       if (now - reportedAt >= reportEveryMs) {
-        flush();
-        reportedAt = now;
+        if (timed) await flush(true);
+        else flush();
+        reportedAt = performance.now();
       }
       if (!timed) {
         const perItem = (now - checkedAt) / (index + 1 - checkedIndex);
@@ -233,7 +253,8 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
   const head = queue[0];
   // Whatever comes next starts as soon as this message is out: one message instead of two.
   const next = head === undefined || skipped.has(head.id) || overLimit || droppedByFailure(head) ? undefined : head.id;
-  postOutcomes({ ...rest, type: 'procpool:done', skipped: false, ms: performance.now() - started, rss, next });
+  const written = postOutcomes({ ...rest, type: 'procpool:done', skipped: false, ms: performance.now() - started, rss, next }, timed);
+  if (written !== undefined) await written;
   return next;
 }
 

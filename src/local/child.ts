@@ -199,6 +199,12 @@ export class Child implements EntryOwner {
     switch (message.type) {
       case 'procpool:start':
         return this.#started(this.#entry(message.id));
+      case 'procpool:ended': {
+        // The items ended in the child; their outcomes are on their way: no item runs until they are read.
+        const entry = this.#entry(message.id);
+        if (entry !== undefined) this.#pauseTimer(entry);
+        return;
+      }
       case 'procpool:items': {
         const entry = this.#entry(message.id);
         if (entry === undefined) return;
@@ -255,6 +261,12 @@ export class Child implements EntryOwner {
         if (entry.armed === armed && !entry.ended) this.#killFor({ kind: 'timeout', entry, timeout });
       });
     }, timeout);
+  }
+
+  /** Stops the per-item timer until the next report re-arms it. */
+  #pauseTimer(entry: Entry): void {
+    clearTimeout(entry.timer);
+    entry.armed++;
   }
 
   #finish(entry: Entry, end: AttemptEnd, ran: { ms: number; rss: number } | undefined): void {
