@@ -7,7 +7,8 @@
 import { getEventListeners } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import type { Pool } from '../src/pool.js';
-import { addTasks, fakePool } from './fixtures/fake-child.js';
+import type { RunMessage } from '../src/protocol.js';
+import { addTasks, fakePool, type FakeChild } from './fixtures/fake-child.js';
 
 vi.setConfig({ testTimeout: 10_000 });
 
@@ -138,5 +139,90 @@ describe('calls sharing one AbortSignal', () => {
     expect(await first).toBe(reason);
     child.automate();
     await expect(other).resolves.toBe(42);
+  });
+});
+
+describe('depth: measured per task, and a chunk never waits in a pipe for what it need not', () => {
+  /** Fast chunks of `double`: measured as tiny, each child is then kept fed (many chunks in its pipe). */
+  async function warm(p: Pool, child: FakeChild): Promise<void> {
+    const call = p.apply('double', [0]);
+    child.answer(await child.nextRun(), double, { ms: 0 });
+    await call;
+  }
+
+  it('a task not measured yet goes one chunk at a time, even while another task is kept fed; measured tiny, it is kept fed too', async () => {
+    const fp = fakePool({ processes: 1 });
+    const child = fp.children[0]!;
+    child.ready();
+    await warm(pool(fp), child);
+    const pairs = [[1, 1], [2, 2], [3, 3], [4, 4]];
+    const cold = pool(fp).starmap('add', pairs, { chunksize: 1 });
+    const first = await child.nextRun();
+    await turnsUntil(() => child.runs.length > 2, 10);
+    expect(child.runs).toHaveLength(2);
+    child.answer(first, (a: number, b: number) => a + b, { ms: 0.01 });
+    // Measured tiny: the rest is sent at once.
+    await turnsUntil(() => child.runs.length >= 5, 10);
+    expect(child.runs).toHaveLength(5);
+    child.automate();
+    await expect(cold).resolves.toEqual([2, 4, 6, 8]);
+  });
+
+  it('a flood of slow items on one child, then a priority 10 call: the flood’s chunks waiting in the pipe are recalled; the call runs right after the running one', async () => {
+    const fp = fakePool({ processes: 1 });
+    const child = fp.children[0]!;
+    child.ready();
+    await warm(pool(fp), child);
+    const flood = pool(fp).map('double', Array.from({ length: 30 }, (_, i) => i), { chunksize: 1 });
+    const sent: RunMessage[] = [];
+    await turnsUntil(() => child.runs.length >= 17);
+    for (let i = 0; i < 16; i++) sent.push(await child.nextRun());
+    child.start(sent[0]!.id);
+    const urgent = pool(fp).apply('double', [100], { priority: 10 });
+    await turnsUntil(() => child.skips.length >= 15);
+    expect(child.skips.sort((a, b) => a - b)).toEqual(sent.slice(1).map((run) => run.id));
+    for (const id of child.skips) child.done(id, { skipped: true });
+    // The next chunk the child gets is the urgent one: it waits only for the running chunk.
+    const next = await child.nextRun();
+    expect(next.args).toEqual([[100]]);
+    child.done(sent[0]!.id, { values: [0], ms: 200 });
+    child.answer(next, double);
+    await expect(urgent).resolves.toBe(200);
+    child.automate();
+    await expect(flood).resolves.toEqual(Array.from({ length: 30 }, (_, i) => 2 * i));
+  });
+
+  it('two children kept fed, one finds the items slow: the chunks waiting in both pipes are recalled, and the free child takes them while the other runs its one', async () => {
+    const fp = fakePool({ processes: 2 });
+    const [a, b] = [fp.children[0]!, fp.children[1]!];
+    a.ready();
+    b.ready();
+    await warm(pool(fp), a);
+    const flood = pool(fp).map('double', Array.from({ length: 24 }, (_, i) => i), { chunksize: 1 });
+    await turnsUntil(() => a.runs.length + b.runs.length >= 25);
+    const onA = a.runs.slice(1);
+    const onB = b.runs.slice();
+    expect(onA.length).toBeGreaterThan(1);
+    expect(onB.length).toBeGreaterThan(1);
+    a.start(onA[0]!.id);
+    // b's first chunk took 200 ms: the task is slow; nothing more may wait behind a running chunk.
+    b.answer(onB[0]!, double, { ms: 200 });
+    // a keeps the chunk it runs, b the one it runs next; the rest comes back to the queue.
+    await turnsUntil(() => a.skips.length >= onA.length - 1 && b.skips.length >= onB.length - 2);
+    expect(a.skips.sort((x, y) => x - y)).toEqual(onA.slice(1).map((run) => run.id));
+    expect(b.skips.sort((x, y) => x - y)).toEqual(onB.slice(2).map((run) => run.id));
+    for (const id of a.skips) a.done(id, { skipped: true });
+    for (const id of b.skips) b.done(id, { skipped: true });
+    for (let i = 0; i < 5; i++) await turn();
+    expect(a.runs.length).toBe(onA.length + 1);
+    expect(b.runs.length).toBe(onB.length);
+    // b ends its chunk while a still runs its one: b gets the next, a nothing more.
+    b.answer(onB[1]!, double, { ms: 200 });
+    await turnsUntil(() => b.runs.length > onB.length);
+    expect(b.runs.length).toBe(onB.length + 1);
+    expect(a.runs.length).toBe(onA.length + 1);
+    a.automate();
+    b.automate();
+    await expect(flood).resolves.toEqual(Array.from({ length: 24 }, (_, i) => 2 * i));
   });
 });

@@ -135,3 +135,21 @@ describe('timeout measures the item in the child, not the transfer of its result
     await closeAndCheckGone(pool);
   }, TEST_MS);
 });
+
+describe('a chunk’s rest that runs again goes ahead of new work', () => {
+  it('item 2 of a chunk of 6 ends its child (retries: 1); a call queued meanwhile runs after the rest of that chunk', async () => {
+    const pool = makePool({ processes: 1 });
+    await pool.ready();
+    const file = join(dir, 'ran');
+    const marker = join(dir, 'exited');
+    const items = range(0, 6).map((index) => ({ file, index, exitAt: 2, marker }));
+    const chunk = pool.map('recordsExitOnce', items, { chunksize: 6, retries: 1 });
+    // Queued while the chunk runs (its task is not measured: it waits in the queue, not in the pipe).
+    const later = pool.map('recordsExitOnce', [10, 11].map((index) => ({ file, index, exitAt: -1, marker })), { chunksize: 1 });
+    expect(await within(chunk, 20_000, 'the chunk')).toEqual(range(0, 6));
+    expect(await within(later, 20_000, 'the later call')).toEqual([10, 11]);
+    // Run order, unsorted: the rest (from item 2, run again) before the later call.
+    expect(readLines(file).map(Number)).toEqual([0, 1, 2, 2, 3, 4, 5, 10, 11]);
+    await closeAndCheckGone(pool);
+  }, TEST_MS);
+});

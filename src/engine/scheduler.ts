@@ -43,6 +43,8 @@ interface Piece {
   /** Runs of an item (by call index) that ended in a death charged to it. */
   tries: Map<number, number> | undefined;
   queuedAt: number;
+  /** p-queue started it. */
+  started: boolean;
 }
 
 /** A chunk's rest that runs again goes ahead of new work of the same priority, and of no higher one. */
@@ -65,6 +67,9 @@ export class Scheduler {
   #drained = false;
   /** Waiters for room in the queue (maxQueue). */
   #roomWaiters: Array<{ items: number; resolve(): void }> = [];
+  /** Attempts in flight, and the number in flight by their call's priority: what a higher priority may recall. */
+  readonly #running = new Map<Attempt, number>();
+  readonly #runningByPriority = new Map<number, number>();
   /** Each call's id on the wire (held weakly: an ended call is forgotten). */
   readonly #callIds = new WeakMap<ChunkOwner, number>();
   #nextCallId = 1;
@@ -121,11 +126,32 @@ export class Scheduler {
     }
     this.#queuedItems += args.length;
     this.#queuedPieces++;
-    const piece: Piece = { owner, tag, start, args, exact, tries, queuedAt: performance.now() };
+    const piece: Piece = { owner, tag, start, args, exact, tries, queuedAt: performance.now(), started: false };
     // No signal for p-queue: it would add a listener per queued chunk to one
     // signal (quadratic). A piece its call no longer wants ends when it comes up.
     void this.#queue.add(() => this.#run(piece), { priority });
     this.#backend.setWaiting(this.#queuedPieces);
+    if (!piece.started) this.#recallBelow(owner.priority);
+  }
+
+  /**
+   * A piece of `priority` waits for room: chunks of lower priorities that
+   * wait beside a runner (in a child's pipe) come back to the queue, so it
+   * waits at most for the chunks already running.
+   */
+  #recallBelow(priority: number): void {
+    let below = false;
+    for (const running of this.#runningByPriority.keys()) below ||= running < priority;
+    if (!below) return;
+    for (const [attempt, running] of this.#running) if (running < priority) attempt.recall?.();
+  }
+
+  #track(attempt: Attempt, priority: number, on: boolean): void {
+    const count = (this.#runningByPriority.get(priority) ?? 0) + (on ? 1 : -1);
+    if (count === 0) this.#runningByPriority.delete(priority);
+    else this.#runningByPriority.set(priority, count);
+    if (on) this.#running.set(attempt, priority);
+    else this.#running.delete(attempt);
   }
 
   /**
@@ -187,6 +213,7 @@ export class Scheduler {
   }
 
   async #run(piece: Piece): Promise<void> {
+    piece.started = true;
     const { owner, args } = piece;
     const queued = this.#queuedBy.get(owner);
     if (queued !== undefined) {
@@ -208,11 +235,13 @@ export class Scheduler {
         from: piece.start,
       });
       owner.attach(attempt);
+      this.#track(attempt, owner.priority, true);
       let end: AttemptEnd;
       try {
         end = await attempt.end;
       } finally {
         owner.detach(attempt);
+        this.#track(attempt, owner.priority, false);
       }
       this.#follow(piece, end);
     } finally {

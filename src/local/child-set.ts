@@ -14,7 +14,8 @@ import type { ChildStats } from '../stats.js';
 import { Child, type ChildEvents, type ChildExit, type ChildInit } from './child.js';
 import { Entry } from './ledger.js';
 import { capacityOf, pickChild, startingEmpty } from './placement.js';
-import { Sizing, approxBytes, depthFor } from './sizing.js';
+import { Sizing } from './sizing.js';
+import { Depths } from './depths.js';
 import { Starts } from './starts.js';
 import { spawnLazily } from './deferred-port.js';
 import type { ChildPort, SpawnPort } from './spawn.js';
@@ -46,10 +47,11 @@ export class ChildSet implements Backend {
   #fitLater = false;
   #fitting = false;
   #startFailures = 0;
-  #chunkMs: number | undefined;
-  /** Recent chunks' argument bytes, roughly (a moving average). */
-  #chunkBytes = 0;
-  #depth = 1;
+  /** How deep each child is kept fed, by the tasks in its line. */
+  readonly #depths = new Depths();
+  /** What capacity counts of each child, as the scheduler last heard it. */
+  readonly #allowed = new Map<Child, number>();
+  #changeSoon = false;
   #demand = false;
   readonly #starts: Starts;
   #whenGone: Array<() => void> = [];
@@ -58,6 +60,8 @@ export class ChildSet implements Backend {
   readonly stderr: PassThrough | undefined;
   /** `#usable` as a value, for placement.ts. */
   readonly #usableNow = (child: Child): boolean => this.#usable(child);
+  /** What `child` may hold, for placement.ts. */
+  readonly #allowanceNow = (child: Child): number => this.#depths.ofLine(child.line);
 
   constructor(options: ResolvedPoolOptions, moduleUrl: string, spawn: SpawnPort = spawnLazily) {
     this.#options = options;
@@ -82,7 +86,7 @@ export class ChildSet implements Backend {
   }
 
   get capacity(): number {
-    return capacityOf(this.#live, this.#usableNow, this.#depth);
+    return capacityOf(this.#live, this.#usableNow, this.#allowanceNow);
   }
 
   get restarts(): number {
@@ -150,7 +154,7 @@ export class ChildSet implements Backend {
   }
 
   run(job: ChunkJob): Attempt {
-    const child = this.#pick();
+    const child = this.#pick(job.task);
     if (child === undefined) {
       // No child can take it (capacity is kept exact, so this is a safety
       // net): it never started; ended after a turn, so it cannot spin.
@@ -160,10 +164,11 @@ export class ChildSet implements Backend {
     }
     // Cut where the child reaches maxTasksPerChild: items are counted exactly.
     this.#sizing.busy(child);
-    this.#chunkBytes = this.#chunkBytes * 0.7 + approxBytes(job.args, job.spread) * 0.3;
+    this.#depths.sent(job.task, job.args, job.spread);
     const room = this.#options.maxTasksPerChild - child.assigned;
     const entry = child.run(room < job.args.length ? { ...job, args: job.args.slice(0, room) } : job);
     if (child.assigned >= this.#options.maxTasksPerChild) this.#retire(child, false);
+    else this.#reallow(child);
     return entry;
   }
 
@@ -217,8 +222,39 @@ export class ChildSet implements Backend {
     return (child.state === 'starting' || child.state === 'ready') && child.assigned < this.#options.maxTasksPerChild && this.#state === 'running';
   }
 
-  #pick(): Child | undefined {
-    return pickChild(this.#live, this.#usableNow, this.#depth);
+  /** A child with room for a chunk of `task`: below its line's depth and the task's own. */
+  #pick(task: string): Child | undefined {
+    const depth = this.#depths.of(task);
+    return pickChild(this.#live, this.#usableNow, (child) => Math.min(depth, this.#allowanceNow(child)));
+  }
+
+  /**
+   * What capacity counts of `child` changed (a chunk came or went): the scheduler
+   * hears of it after this turn's placements (p-queue may start jobs at once
+   * when told, and this runs while it starts one).
+   */
+  #reallow(child: Child): void {
+    // What capacity counts of it: never less than what it holds.
+    const allowed = child.state === 'exited' ? undefined : Math.max(child.load, this.#allowanceNow(child));
+    if (allowed === this.#allowed.get(child)) return;
+    if (allowed === undefined) this.#allowed.delete(child);
+    else this.#allowed.set(child, allowed);
+    if (this.#changeSoon) return;
+    this.#changeSoon = true;
+    queueMicrotask(() => {
+      this.#changeSoon = false;
+      this.#changed();
+    });
+  }
+
+  /** A task's depth dropped: its chunks waiting in a pipe past their child's depth go back to the queue (to idle children, or in priority order). */
+  #recallPastDepth(): void {
+    for (const child of this.#live) {
+      const depth = this.#allowanceNow(child);
+      const line = child.line;
+      for (let at = line.length - 1; at >= depth; at--) line[at]?.recall();
+      this.#reallow(child);
+    }
   }
 
 
@@ -288,15 +324,11 @@ export class ChildSet implements Backend {
     this.#changed();
   }
 
-  #onSettled(child: Child, ran: { ms: number; rss: number } | undefined): void {
+  #onSettled(child: Child, ran: { task: string; ms: number; rss: number } | undefined): void {
     this.#idle(child);
+    this.#reallow(child);
     if (ran !== undefined) {
-      this.#chunkMs = this.#chunkMs === undefined ? ran.ms : this.#chunkMs * 0.7 + ran.ms * 0.3;
-      const depth = depthFor(this.#chunkMs, this.#chunkBytes);
-      if (depth !== this.#depth) {
-        this.#depth = depth;
-        this.#changed();
-      }
+      if (this.#depths.ran(ran.task, ran.ms)) this.#recallPastDepth();
       // Past maxMemoryPerChild: no more work for it (its queued chunks go
       // elsewhere), it leaves, a replacement starts. The limit holds within
       // the item that crossed it; the slot waits for the replacement's start.
@@ -306,6 +338,7 @@ export class ChildSet implements Backend {
 
   #onExited(child: Child, exit: ChildExit): void {
     this.#live.delete(child);
+    this.#allowed.delete(child);
     // Forgotten once its output is read: a long life of recycled children keeps none of them.
     const port = this.#ports.get(child);
     void port?.outputDone.then(() => this.#ports.delete(child));

@@ -26,8 +26,8 @@ export interface ChildEvents {
   ready(child: Child, tasks: string[]): void;
   /** The child's state changed (it may take work, or no longer). */
   changed(child: Child): void;
-  /** A chunk left the child's line (`ran`: it ran and reported its run time and resident memory). */
-  settled(child: Child, ran: { ms: number; rss: number } | undefined): void;
+  /** A chunk left the child's line (`ran`: it ran and reported its task, run time and resident memory). */
+  settled(child: Child, ran: { task: string; ms: number; rss: number } | undefined): void;
   exited(child: Child, exit: ChildExit): void;
 }
 
@@ -86,6 +86,11 @@ export class Child implements EntryOwner {
   /** Chunks sent (or about to be) and not yet ended. */
   get load(): number {
     return this.#line.length;
+  }
+
+  /** Those chunks, in the order sent (the first is running or about to). */
+  get line(): readonly Entry[] {
+    return this.#line;
   }
 
   /** Whether work waits on the pool: a starting child then keeps the parent alive. */
@@ -220,7 +225,7 @@ export class Child implements EntryOwner {
             this.finished += entry.values.length;
             this.rss = message.rss;
             // A chunk aborted while it ran, that finished before the kill landed: its caller has gone.
-            this.#finish(entry, { kind: 'ran', report: entry.report, ms: message.ms }, { ms: message.ms, rss: message.rss });
+            this.#finish(entry, { kind: 'ran', report: entry.report, ms: message.ms }, { task: entry.job.task, ms: message.ms, rss: message.rss });
           }
         }
         if (message.next !== undefined) this.#started(this.#entry(message.next));
@@ -269,7 +274,7 @@ export class Child implements EntryOwner {
     entry.armed++;
   }
 
-  #finish(entry: Entry, end: AttemptEnd, ran: { ms: number; rss: number } | undefined): void {
+  #finish(entry: Entry, end: AttemptEnd, ran: { task: string; ms: number; rss: number } | undefined): void {
     const at = this.#line.indexOf(entry);
     if (at >= 0) this.#line.splice(at, 1);
     if (end.kind === 'ran') this.assigned -= entry.job.args.length - end.report.values.length;

@@ -53,6 +53,11 @@ export class Entry implements Attempt {
     if (!this.#ended) this.#owner.abortEntry(this, reason);
   }
 
+  /** Back to the queue if it has not started (work of a higher priority waits, or its child's depth dropped). */
+  recall(): void {
+    if (!this.#ended && this.phase !== 'started') this.#owner.skipEntry(this);
+  }
+
   /** Appends reported outcomes (positions relative to `from`). */
   append(from: number, values: unknown[], failures: Array<[number, Failure]>): void {
     // Reports arrive in order; one that repeats items is a protocol error to ignore.
