@@ -226,3 +226,39 @@ describe('depth: measured per task, and a chunk never waits in a pipe for what i
     await expect(flood).resolves.toEqual(Array.from({ length: 24 }, (_, i) => 2 * i));
   });
 });
+
+describe('an idle child never waits while chunks wait in another child’s pipe behind an overdue one', () => {
+  it('two children kept fed; one ends its chunks, the other’s running chunk stays far past its usual time: the chunks behind it come back to the idle child', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const fp = fakePool({ processes: 2 });
+      const [a, b] = [fp.children[0]!, fp.children[1]!];
+      a.ready();
+      b.ready();
+      const call = pool(fp).apply('double', [0]);
+      a.answer(await a.nextRun(), double, { ms: 0 });
+      await call;
+      const flood = pool(fp).map('double', Array.from({ length: 24 }, (_, i) => i), { chunksize: 1 });
+      await turnsUntil(() => a.runs.length + b.runs.length >= 25);
+      const onA = a.runs.slice(1);
+      const onB = b.runs.slice();
+      a.start(onA[0]!.id);
+      // b runs its chunks as fast as ever, and is left idle with nothing queued.
+      for (const run of onB) b.answer(run, double, { ms: 0 });
+      for (let i = 0; i < 5; i++) await turn();
+      expect(a.skips).toEqual([]);
+      // a's running chunk goes on, far past its task's usual time.
+      vi.advanceTimersByTime(50);
+      await turnsUntil(() => a.skips.length >= onA.length - 1);
+      expect(a.skips.sort((x, y) => x - y)).toEqual(onA.slice(1).map((run) => run.id));
+      for (const id of a.skips) a.done(id, { skipped: true });
+      await turnsUntil(() => b.runs.length > onB.length);
+      expect(b.runs.length).toBeGreaterThan(onB.length);
+      a.automate();
+      b.automate();
+      await expect(flood).resolves.toEqual(Array.from({ length: 24 }, (_, i) => 2 * i));
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});

@@ -13,9 +13,9 @@ import type { ResolvedPoolOptions } from '../options.js';
 import type { ChildStats } from '../stats.js';
 import { Child, type ChildEvents, type ChildExit, type ChildInit } from './child.js';
 import { Entry } from './ledger.js';
-import { capacityOf, pickChild, startingEmpty } from './placement.js';
+import { startingEmpty } from './placement.js';
 import { Sizing } from './sizing.js';
-import { Depths } from './depths.js';
+import { Feeding } from './feeding.js';
 import { Starts } from './starts.js';
 import { spawnLazily } from './deferred-port.js';
 import type { ChildPort, SpawnPort } from './spawn.js';
@@ -47,11 +47,8 @@ export class ChildSet implements Backend {
   #fitLater = false;
   #fitting = false;
   #startFailures = 0;
-  /** How deep each child is kept fed, by the tasks in its line. */
-  readonly #depths = new Depths();
-  /** What capacity counts of each child, as the scheduler last heard it. */
-  readonly #allowed = new Map<Child, number>();
-  #changeSoon = false;
+  /** How deep each child is kept fed, and recalls from pipes. */
+  readonly #feeding: Feeding<Child>;
   #demand = false;
   readonly #starts: Starts;
   #whenGone: Array<() => void> = [];
@@ -60,8 +57,6 @@ export class ChildSet implements Backend {
   readonly stderr: PassThrough | undefined;
   /** `#usable` as a value, for placement.ts. */
   readonly #usableNow = (child: Child): boolean => this.#usable(child);
-  /** What `child` may hold, for placement.ts. */
-  readonly #allowanceNow = (child: Child): number => this.#depths.ofLine(child.line);
 
   constructor(options: ResolvedPoolOptions, moduleUrl: string, spawn: SpawnPort = spawnLazily) {
     this.#options = options;
@@ -76,6 +71,7 @@ export class ChildSet implements Backend {
       settled: (child, ran) => this.#onSettled(child, ran),
       exited: (child, exit) => this.#onExited(child, exit),
     };
+    this.#feeding = new Feeding(this.#live, this.#usableNow, () => this.#waiting, () => this.#changed());
     this.#sizing = new Sizing(options.minProcesses, options.processes, options.idleTimeout);
     this.#starts = new Starts(options.minProcesses);
     this.#fit();
@@ -86,7 +82,7 @@ export class ChildSet implements Backend {
   }
 
   get capacity(): number {
-    return capacityOf(this.#live, this.#usableNow, this.#allowanceNow);
+    return this.#feeding.capacity;
   }
 
   get restarts(): number {
@@ -154,7 +150,7 @@ export class ChildSet implements Backend {
   }
 
   run(job: ChunkJob): Attempt {
-    const child = this.#pick(job.task);
+    const child = this.#feeding.pick(job.task);
     if (child === undefined) {
       // No child can take it (capacity is kept exact, so this is a safety
       // net): it never started; ended after a turn, so it cannot spin.
@@ -164,11 +160,10 @@ export class ChildSet implements Backend {
     }
     // Cut where the child reaches maxTasksPerChild: items are counted exactly.
     this.#sizing.busy(child);
-    this.#depths.sent(job.task, job.args, job.spread);
     const room = this.#options.maxTasksPerChild - child.assigned;
     const entry = child.run(room < job.args.length ? { ...job, args: job.args.slice(0, room) } : job);
+    this.#feeding.sent(child, job);
     if (child.assigned >= this.#options.maxTasksPerChild) this.#retire(child, false);
-    else this.#reallow(child);
     return entry;
   }
 
@@ -221,42 +216,6 @@ export class ChildSet implements Backend {
   #usable(child: Child): boolean {
     return (child.state === 'starting' || child.state === 'ready') && child.assigned < this.#options.maxTasksPerChild && this.#state === 'running';
   }
-
-  /** A child with room for a chunk of `task`: below its line's depth and the task's own. */
-  #pick(task: string): Child | undefined {
-    const depth = this.#depths.of(task);
-    return pickChild(this.#live, this.#usableNow, (child) => Math.min(depth, this.#allowanceNow(child)));
-  }
-
-  /**
-   * What capacity counts of `child` changed (a chunk came or went): the scheduler
-   * hears of it after this turn's placements (p-queue may start jobs at once
-   * when told, and this runs while it starts one).
-   */
-  #reallow(child: Child): void {
-    // What capacity counts of it: never less than what it holds.
-    const allowed = child.state === 'exited' ? undefined : Math.max(child.load, this.#allowanceNow(child));
-    if (allowed === this.#allowed.get(child)) return;
-    if (allowed === undefined) this.#allowed.delete(child);
-    else this.#allowed.set(child, allowed);
-    if (this.#changeSoon) return;
-    this.#changeSoon = true;
-    queueMicrotask(() => {
-      this.#changeSoon = false;
-      this.#changed();
-    });
-  }
-
-  /** A task's depth dropped: its chunks waiting in a pipe past their child's depth go back to the queue (to idle children, or in priority order). */
-  #recallPastDepth(): void {
-    for (const child of this.#live) {
-      const depth = this.#allowanceNow(child);
-      const line = child.line;
-      for (let at = line.length - 1; at >= depth; at--) line[at]?.recall();
-      this.#reallow(child);
-    }
-  }
-
 
   #start(slot: number): Child {
     const port = this.#spawn(this.#init, { stdout: this.stdout, stderr: this.stderr ?? process.stderr });
@@ -326,9 +285,8 @@ export class ChildSet implements Backend {
 
   #onSettled(child: Child, ran: { task: string; ms: number; rss: number } | undefined): void {
     this.#idle(child);
-    this.#reallow(child);
+    this.#feeding.settled(child, ran);
     if (ran !== undefined) {
-      if (this.#depths.ran(ran.task, ran.ms)) this.#recallPastDepth();
       // Past maxMemoryPerChild: no more work for it (its queued chunks go
       // elsewhere), it leaves, a replacement starts. The limit holds within
       // the item that crossed it; the slot waits for the replacement's start.
@@ -338,7 +296,7 @@ export class ChildSet implements Backend {
 
   #onExited(child: Child, exit: ChildExit): void {
     this.#live.delete(child);
-    this.#allowed.delete(child);
+    this.#feeding.exited(child);
     // Forgotten once its output is read: a long life of recycled children keeps none of them.
     const port = this.#ports.get(child);
     void port?.outputDone.then(() => this.#ports.delete(child));

@@ -249,6 +249,7 @@ export class Child implements EntryOwner {
   #started(entry: Entry | undefined): void {
     if (entry === undefined || entry.phase === 'started') return;
     entry.phase = 'started';
+    entry.startedAt = performance.now();
     if (entry.abortAsked !== undefined) return this.#killFor({ kind: 'abort', entry });
     this.#arm(entry);
   }

@@ -21,6 +21,8 @@ export class Entry implements Attempt {
   readonly job: ChunkJob;
   readonly end: Promise<AttemptEnd>;
   phase: EntryPhase = 'outbox';
+  /** When the parent heard that it started (performance.now()). */
+  startedAt = 0;
   /** Outcomes reported so far, from the chunk's first item. */
   values: unknown[] = [];
   readonly failures: Array<[number, Failure]> = [];
