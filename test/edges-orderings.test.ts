@@ -262,3 +262,31 @@ describe('an idle child never waits while chunks wait in another child’s pipe 
     }
   });
 });
+
+describe('the first failure stops what a child holds of the call', () => {
+  it('each run names its call and first index; the child drops the call’s later chunks after a failure in it, none announced to run', async () => {
+    let ran = 0;
+    const failsAt0 = (x: number): number => {
+      ran++;
+      if (x === 0) throw new RangeError('item 0');
+      return x;
+    };
+    const tasks = { ...addTasks, failsAt0 };
+    const fp = fakePool({ processes: 1 }, tasks);
+    await pool(fp).map('failsAt0', Array.from({ length: 200 }, (_, i) => i + 1), { chunksize: 1 });
+    const child = fp.children[0]!;
+    const before = child.runs.length;
+    ran = 0;
+    const [other, failing] = [pool(fp).map('failsAt0', [1, 2], { chunksize: 1 }), pool(fp).map('failsAt0', Array.from({ length: 20 }, (_, i) => i), { chunksize: 1 })];
+    await expect(failing).rejects.toThrow(RangeError);
+    await expect(other).resolves.toEqual([1, 2]);
+    const runs = child.runs.slice(before);
+    const calls = [...new Set(runs.map((run) => run.call))];
+    expect(calls).toHaveLength(2);
+    const froms = runs.filter((run) => run.call === calls[1]).map((run) => run.from);
+    expect(froms.length).toBeGreaterThan(2);
+    expect(froms).toEqual(froms.map((_, i) => i));
+    // The other call's two items and item 0: nothing of the failed call after its failure.
+    expect(ran).toBe(3);
+  });
+});
