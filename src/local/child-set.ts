@@ -281,6 +281,7 @@ export class ChildSet implements Backend {
     this.#starts.readied(tasks);
     this.#idle(child);
     this.#changed();
+    this.#feeding.readied(child);
   }
 
   #onSettled(child: Child, ran: { task: string; ms: number; rss: number } | undefined): void {

@@ -92,6 +92,11 @@ export class Feeding<C extends FedChild> {
     if (child.load === 0 && child.state === 'ready' && this.#waiting() === 0) this.#stealForIdle();
   }
 
+  /** `child` became ready: idle, it may take chunks waiting in other pipes. */
+  readied(child: C): void {
+    if (child.load === 0 && this.#waiting() === 0) this.#stealForIdle();
+  }
+
   /** `child` is gone. */
   exited(child: C): void {
     this.#allowed.delete(child);
