@@ -96,12 +96,13 @@ describe('calls sharing a signal', () => {
 });
 
 describe('timeout measures the item in the child, not the transfer of its result', () => {
-  it('timeout is per item, also with chunksize > 1: a chunk of 4 items of 600 ms each under timeout 1500 ms resolves; an item past it fails alone', async () => {
+  it('timeout is per item, also with chunksize > 1: a chunk of 6 items of 500 ms each under timeout 2000 ms resolves; an item past it fails alone', async () => {
     const pool = makePool({ processes: 1 });
     await pool.ready();
-    expect(await within(pool.map('sleepFor', [600, 600, 600, 600], { chunksize: 4, timeout: 1500 }), 30_000, 'the map')).toEqual([600, 600, 600, 600]);
-    const error = await within(rejection(pool.map('sleepFor', [10, 10, 60_000, 10], { chunksize: 4, timeout: 1500 })), 30_000, 'the map');
-    expect(error).toMatchObject({ code: 'PROCPOOL_TASK_TIMEOUT', timeout: 1500 });
+    const items = [500, 500, 500, 500, 500, 500];
+    expect(await within(pool.map('sleepFor', items, { chunksize: 6, timeout: 2000 }), 30_000, 'the map')).toEqual(items);
+    const error = await within(rejection(pool.map('sleepFor', [10, 10, 60_000, 10], { chunksize: 4, timeout: 2000 })), 30_000, 'the map');
+    expect(error).toMatchObject({ code: 'PROCPOOL_TASK_TIMEOUT', timeout: 2000 });
     await closeAndCheckGone(pool);
   }, TEST_MS);
 
