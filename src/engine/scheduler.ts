@@ -2,8 +2,11 @@
  * The queue of pending chunks, on p-queue: its concurrency follows the
  * backend's capacity, so a job that starts always finds room — the job is
  * the lease, and its end (on every path) lets p-queue start the next one.
- * There is no other queue. Chunks run FIFO across calls; a chunk's rest
- * that must run again (its runner went away) goes ahead of new work.
+ * There is no other queue. Chunks run FIFO across calls, highest priority
+ * first; a chunk's rest that must run again (its runner went away, or it was
+ * recalled) goes ahead of new work. A chunk that waits recalls those of
+ * lower priorities still waiting beside a runner (`Attempt.recall`), so a
+ * priority waits at most for the chunks running.
  *
  * What happens after an attempt is decided here, for every backend:
  * reported outcomes go to the call; a death charged to an item fails it
