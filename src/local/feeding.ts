@@ -57,7 +57,9 @@ export class Feeding<C extends FedChild> {
   readonly #allowed = new Map<C, number>();
   #changeSoon = false;
   #stealTimer: NodeJS.Timeout | undefined;
-  readonly #allowance = (child: C): number => this.#lineDepth(child.line);
+  /** Children whose waiting chunks were taken back because the one running is overdue: fed one at a time until it ends. */
+  readonly #overdue = new Set<C>();
+  readonly #allowance = (child: C): number => (this.#overdue.has(child) ? 1 : this.#lineDepth(child.line));
 
   constructor(children: Iterable<C>, usable: (child: C) => boolean, waiting: () => number, changed: () => void) {
     this.#children = children;
@@ -87,6 +89,7 @@ export class Feeding<C extends FedChild> {
 
   /** A chunk left `child`'s line (`ran`: it ran, for `ms`). */
   settled(child: C, ran: { task: string; ms: number } | undefined): void {
+    if (ran !== undefined) this.#overdue.delete(child);
     this.#reallow(child);
     if (ran !== undefined && this.#ran(ran.task, ran.ms)) this.#recallPastDepth();
     if (child.load === 0 && child.state === 'ready' && this.#waiting() === 0) this.#stealForIdle();
@@ -100,6 +103,7 @@ export class Feeding<C extends FedChild> {
   /** `child` is gone. */
   exited(child: C): void {
     this.#allowed.delete(child);
+    this.#overdue.delete(child);
   }
 
   #depthOf(task: string): number {
@@ -174,6 +178,8 @@ export class Feeding<C extends FedChild> {
         recheckAt = Math.min(recheckAt, overdueAt);
         continue;
       }
+      // Not fed again behind it: the chunks taken back go to the idle child.
+      this.#overdue.add(child);
       for (let at = line.length - 1; at >= 1; at--) line[at]?.recall();
       this.#reallow(child);
     }
