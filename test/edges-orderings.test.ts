@@ -292,3 +292,33 @@ describe('the first failure stops what a child holds of the call', () => {
     expect(ran).toBe(3);
   });
 });
+
+describe('timeout: the child marks the end of its items', () => {
+  it('an item marked ended stops its timer: the result may take far longer than the timeout to arrive; the next item is timed from its report', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const fp = fakePool({ processes: 1 });
+      const child = fp.children[0]!;
+      child.ready();
+      const mapped = pool(fp).map('double', [1, 2], { chunksize: 2, timeout: 100 });
+      const run = await child.nextRun();
+      expect(run.timed).toBe(true);
+      child.start(run.id);
+      vi.advanceTimersByTime(60);
+      child.ended(run.id, 1);
+      // The result is in transit for 10 timeouts: nothing is charged.
+      vi.advanceTimersByTime(1000);
+      await turn();
+      expect(child.kills).toEqual([]);
+      child.items(run.id, 0, [2]);
+      // Item 1 runs from the report on, and overruns.
+      vi.advanceTimersByTime(150);
+      await turnsUntil(() => child.kills.length > 0);
+      expect(child.kills).toEqual(['SIGKILL']);
+      child.exit(null, 'SIGKILL');
+      await expect(mapped).rejects.toMatchObject({ code: 'PROCPOOL_TASK_TIMEOUT' });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
