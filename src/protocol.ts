@@ -38,7 +38,7 @@ export interface RunMessage {
   stopAtError: boolean;
   /** Report after every item, not every few ms: exact blame after an ambiguous death. */
   exact: boolean;
-  /** Items have a time limit: the child marks the end of its items (`ended`) before their outcomes cross, and starts the next item once they are written. */
+  /** Items have a time limit: the child marks the end of its items (`ended`) before their outcomes cross, and starts the next item once big outcomes are written. */
   timed: boolean;
   /** The call the chunk belongs to, and the call index of its first item (with `stopAtError`: a failure in this child drops the call's later chunks). */
   call: number;
@@ -120,7 +120,7 @@ export interface DoneMessage extends Omit<ItemsMessage, 'type'> {
 
 /**
  * Child → parent, for a timed chunk: items before `count` of chunk `id` have
- * ended, and none runs until their outcomes are written. Sent just before
+ * ended (the next starts once big outcomes are written). Sent just before
  * the outcomes, so the parent stops the item's timer before they cross.
  */
 export interface EndedMessage {

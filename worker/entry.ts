@@ -84,8 +84,9 @@ function flush(timed = false): Promise<void> | undefined {
  * Sends outcomes. For a timed chunk (the parent times each item) the end of
  * its items is marked first, with a tiny message that the parent reads
  * before the outcomes cross: their transfer is never charged to an item.
- * The returned promise resolves once they are written; the next item
- * starts only then, so it is not charged for the transfer either.
+ * When the channel could not take them at once (a big result), the
+ * returned promise resolves once they are written: the next item starts
+ * only then, so it is not charged for the transfer either.
  */
 function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'procpool:done' }>, timed = false): Promise<void> | undefined {
   if (timed) post({ type: 'procpool:ended', id: message.id, count: message.from + message.values.length });
@@ -93,8 +94,9 @@ function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'pro
   const sendOnce = (): void => {
     if (!timed) return post(message);
     let resolve!: () => void;
-    written = new Promise((settle) => (resolve = settle));
-    send!(message, undefined, undefined, () => resolve());
+    const pending = new Promise<void>((settle) => (resolve = settle));
+    // A message the channel took at once (its backlog is small) is not waited for.
+    if (!send!(message, undefined, undefined, () => resolve())) written = pending;
   };
   try {
     sendOnce();
