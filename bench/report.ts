@@ -21,6 +21,8 @@ export interface RunInfo {
   seconds: number;
   /** 1-minute load average at the start and at the end of the run. */
   load: number[];
+  /** BENCH_ONLY: the workloads run (the others' rows and targets are left out). */
+  only?: string[];
   sizes: {
     tiny: number;
     mapDefault: number;
@@ -186,7 +188,8 @@ export function report(info: RunInfo, samples: Samples): { markdown: string; jso
   lines.push('');
   lines.push('| figure | floor | procpool | Python | procpool ÷ floor | procpool ÷ Python |');
   lines.push('|---|--:|--:|--:|--:|--:|');
-  for (const r of rows) {
+  const measured = (r: Row): boolean => Object.values(r.values).some(Number.isFinite);
+  for (const r of info.only === undefined ? rows : rows.filter(measured)) {
     const v = r.values;
     lines.push(`| ${r.label} | ${fmt(v.floor, r.unit)} | ${fmt(v.procpool, r.unit)} | ${fmt(v.python, r.unit)} | ${cellRatio(ratio(v.procpool, v.floor))} | ${cellRatio(ratio(v.procpool, v.python))} |`);
   }
@@ -203,13 +206,15 @@ export function report(info: RunInfo, samples: Samples): { markdown: string; jso
   lines.push('');
   lines.push('| target (issue 9) | wanted | measured | met |');
   lines.push('|---|---|---|:-:|');
-  for (const t of targets) lines.push(`| ${t.figure} | ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
-  lines.push('');
-  lines.push(`Scaling: the CPU-bound job's speedup over serial by number of processes (${info.cores} cores).`);
-  lines.push('');
-  lines.push(`| processes | ${info.sizes.counts.join(' | ')} |`);
-  lines.push(`|---|${info.sizes.counts.map(() => '--:').join('|')}|`);
-  for (const c of contenders) lines.push(`| ${c} | ${info.sizes.counts.map((p) => fmt(speedup(c, p), '×')).join(' | ')} |`);
+  for (const t of info.only === undefined ? targets : targets.filter((t) => !/n\/a|—/.test(t.measured))) lines.push(`| ${t.figure} | ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
+  if (info.only === undefined) {
+    lines.push('');
+    lines.push(`Scaling: the CPU-bound job's speedup over serial by number of processes (${info.cores} cores).`);
+    lines.push('');
+    lines.push(`| processes | ${info.sizes.counts.join(' | ')} |`);
+    lines.push(`|---|${info.sizes.counts.map(() => '--:').join('|')}|`);
+    for (const c of contenders) lines.push(`| ${c} | ${info.sizes.counts.map((p) => fmt(speedup(c, p), '×')).join(' | ')} |`);
+  }
   if (errors.length > 0) {
     lines.push('');
     lines.push('Failed measurements (left out of the medians):');

@@ -165,6 +165,7 @@ const info: RunInfo = {
   seconds: (Date.now() - started) / 1000,
   load: [loadBefore, loadavg()[0]!],
   sizes: { ...size, counts },
+  ...(only === undefined ? {} : { only }),
 };
 const out = report(info, samples);
 mkdirSync(resultsDir, { recursive: true });
