@@ -1,5 +1,5 @@
 /**
- * The engine at its edges (issue 17), as orderings on scripted fake children
+ * How work flows at the engine's edges (issue 17), as orderings on scripted fake children
  * (fixtures/fake-child.ts): the read-ahead of `imap*`, depth and priority,
  * and calls sharing one AbortSignal. No sleeps: each test waits for a
  * condition or counts event-loop turns.

@@ -1,6 +1,7 @@
 /**
- * Pipes and time at the engine's edges, on real child processes (issue 17): the first
- * failure stops what is already in a child's pipe, a skip is honoured, a
+ * How work flows at the engine's edges, on real child processes (issue 17):
+ * the first failure stops what is already in a child's pipe, a skip is
+ * honoured, a dropped imap iterator with a live signal is collected, a
  * result's transfer is not charged to its item's timeout, a per-item timeout
  * runs per item, and re-queued rests go ahead of new work. Orders of events
  * are read from files the tasks write; no test counts on timing.
@@ -16,7 +17,7 @@ import { within } from './fixtures/scenario-helpers.js';
 
 const tasks = new URL('./fixtures/scenario-tasks.mjs', import.meta.url);
 const TEST_MS = 60_000;
-const parentScript = fileURLToPath(new URL('./fixtures/edges-parent.mjs', import.meta.url));
+const parentScript = fileURLToPath(new URL('./fixtures/flow-parent.mjs', import.meta.url));
 // The parent script runs from the package root, so that its `import 'procpool'` resolves to dist/.
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -25,7 +26,7 @@ const pools: Pool[] = [];
 const startLog = (): string => join(dir, 'starts');
 
 beforeEach(() => {
-  dir = tempDir('procpool-edges-');
+  dir = tempDir('procpool-flow-');
 });
 afterEach(async () => {
   await Promise.all(pools.splice(0).map((pool) => pool.terminate()));
