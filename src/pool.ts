@@ -17,6 +17,7 @@
 import type { Readable } from 'node:stream';
 import { AsyncResult } from './async-result.js';
 import { BatchCall, type CallContext } from './engine/batch-call.js';
+import { Signals } from './engine/signals.js';
 import { ImapCall, type Settled } from './engine/imap-call.js';
 import { Registry } from './engine/registry.js';
 import { Room, type Reservation } from './engine/room.js';
@@ -89,6 +90,7 @@ export class Pool<M = UntypedModule> {
       scheduler: this.#scheduler,
       registry: this.#registry,
       counters: this.#counters,
+      signals: new Signals(),
       // The most children now: a shared pool may have grown.
       get processes() {
         return backend.max;

@@ -7,6 +7,7 @@
  *
  *   parent ── run {id} ──────────────► child   (queued in the child, in order)
  *   parent ◄── start {id} ──────────── child   its first item starts now
+ *   parent ◄── ended {id, count} ───── child   (timed chunks) items before count ended
  *   parent ◄── items {id, from, …} ─── child   outcomes so far (every few ms)
  *   parent ◄── done {id, from, …} ──── child   the rest; may announce the next start
  *
@@ -37,8 +38,11 @@ export interface RunMessage {
   stopAtError: boolean;
   /** Report after every item, not every few ms: exact blame after an ambiguous death. */
   exact: boolean;
-  /** Items have a time limit: the parent times each from the latest report, so reports keep their pace. */
+  /** Items have a time limit: the child marks the end of its items (`ended`) before their outcomes cross, and starts the next item once big outcomes are written. */
   timed: boolean;
+  /** The call the chunk belongs to, and the call index of its first item (with `stopAtError`: a failure in this child drops the call's later chunks). */
+  call: number;
+  from: number;
 }
 
 /** Parent → child: skip chunk `id` if it has not started (answered by a `done` with `skipped`). */
@@ -118,6 +122,17 @@ export interface DoneMessage extends Omit<ItemsMessage, 'type'> {
   next: number | undefined;
 }
 
+/**
+ * Child → parent, for a timed chunk: items before `count` of chunk `id` have
+ * ended (the next starts once big outcomes are written). Sent just before
+ * the outcomes, so the parent stops the item's timer before they cross.
+ */
+export interface EndedMessage {
+  type: 'procpool:ended';
+  id: number;
+  count: number;
+}
+
 /** Child → parent: an uncaught exception or unhandled rejection; the child exits. */
 export interface FatalMessage {
   type: 'procpool:fatal';
@@ -129,13 +144,13 @@ export interface DisconnectingMessage {
   type: 'procpool:disconnecting';
 }
 
-export type ChildMessage = ReadyMessage | InitErrorMessage | StartMessage | ItemsMessage | DoneMessage | FatalMessage | DisconnectingMessage;
+export type ChildMessage = ReadyMessage | InitErrorMessage | StartMessage | EndedMessage | ItemsMessage | DoneMessage | FatalMessage | DisconnectingMessage;
 
 function hasType(value: unknown): value is { type: string } {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
 }
 
-const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:items', 'procpool:done', 'procpool:fatal', 'procpool:disconnecting']);
+const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:ended', 'procpool:items', 'procpool:done', 'procpool:fatal', 'procpool:disconnecting']);
 const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:skip', 'procpool:stop', 'procpool:batch']);
 
 /** Narrows a message received by the parent; anything else is not ours. */

@@ -12,6 +12,7 @@ import type { Writable } from 'node:stream';
 import { DISCONNECTED_EXIT_CODE, isParentMessage, type ChildMessage, type InitMessage, type ItemsMessage, type RunMessage, type WireFailure } from '../src/protocol.js';
 import { findUnsendable } from '../src/transfer.js';
 import { boot } from './boot.js';
+import { droppedByFailure, noteFailure } from './call-stops.js';
 import { locateSyntaxError } from './syntax-error.js';
 
 // Loaded when first needed, off every child's start-up path.
@@ -70,20 +71,39 @@ function residentMemory(): number {
   return rss;
 }
 
-/** Sends the outcomes not yet reported; a value that cannot be cloned becomes that item's failure. */
-function flush(): void {
+/**
+ * Sends the outcomes not yet reported; a value that cannot be cloned becomes
+ * that item's failure. `timed`: see postOutcomes.
+ */
+function flush(timed = false): Promise<void> | undefined {
   const message = report;
-  if (message === undefined || message.values.length === 0) return;
+  if (message === undefined || message.values.length === 0) return undefined;
   report = { type: 'procpool:items', id: message.id, from: message.from + message.values.length, values: [], failures: [] };
-  postOutcomes(message);
+  return postOutcomes(message, timed);
 }
 
-/** `onWritten`: called once the message is written to the channel (or the channel is gone). */
-function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'procpool:done' }>, onWritten?: () => void): void {
+/**
+ * Sends outcomes. For a timed chunk (the parent times each item) the end of
+ * its items is marked first, with a tiny message that the parent reads
+ * before the outcomes cross: their transfer is never charged to an item.
+ * The one rule for waiting on a write: the returned promise resolves once
+ * the outcomes are written, and what comes next starts only then,
+ * - for a chunk's done, always: a task of the next chunk that ends the
+ *   process (process.exit) would drop a done still queued in the channel;
+ * - for a timed item, when the channel could not take them at once (a big
+ *   result): the next item is not charged for the transfer.
+ */
+function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'procpool:done' }>, timed = false): Promise<void> | undefined {
+  if (timed) post({ type: 'procpool:ended', id: message.id, count: message.from + message.values.length });
+  const done = message.type === 'procpool:done';
+  let written: Promise<void> | undefined;
   const sendOnce = (): void => {
-    if (channel !== 'open') onWritten?.();
-    else if (onWritten === undefined) send!(message);
-    else send!(message, undefined, undefined, () => onWritten());
+    if (channel !== 'open') return;
+    if (!timed && !done) return void send!(message);
+    let resolve!: () => void;
+    const pending = new Promise<void>((settle) => (resolve = settle));
+    // A timed item's message the channel took at once (its backlog is small) is not waited for.
+    if (!send!(message, undefined, undefined, () => resolve()) || done) written = pending;
   };
   try {
     sendOnce();
@@ -99,6 +119,7 @@ function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'pro
     }
     sendOnce();
   }
+  return written;
 }
 
 async function thrown(error: unknown): Promise<WireFailure> {
@@ -204,6 +225,7 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
       }
     }
     record(value, failure);
+    if (failure !== undefined) noteFailure(message, index);
     if (index === args.length - 1) break;
     if (failure !== undefined && stopAtError) break;
     // Past maxMemoryPerChild: stop here; the parent sends the rest elsewhere and replaces this child.
@@ -211,12 +233,13 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
       overLimit = true;
       break;
     }
-    if (exact) flush();
+    if (exact) await flush(timed);
     else if (timed || index + 1 >= nextCheck) {
       const now = performance.now();
       if (now - reportedAt >= reportEveryMs) {
-        flush();
-        reportedAt = now;
+        if (timed) await flush(true);
+        else flush();
+        reportedAt = performance.now();
       }
       if (!timed) {
         const perItem = (now - checkedAt) / (index + 1 - checkedIndex);
@@ -238,10 +261,9 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
   }
   const head = queue[0];
   // Whatever comes next starts as soon as this message is out: one message instead of two.
-  const next = head === undefined || skipped.has(head.id) || overLimit ? undefined : head.id;
-  // The next chunk starts once this is written: a task ending the process
-  // (process.exit) would drop a done still queued in the channel.
-  await new Promise<void>((resolve) => postOutcomes({ ...rest, type: 'procpool:done', skipped: false, ms: performance.now() - started, rss, next }, resolve));
+  const next = head === undefined || skipped.has(head.id) || overLimit || droppedByFailure(head) ? undefined : head.id;
+  const written = postOutcomes({ ...rest, type: 'procpool:done', skipped: false, ms: performance.now() - started, rss, next }, timed);
+  if (written !== undefined) await written;
   return next;
 }
 
@@ -258,7 +280,7 @@ async function runQueue(): Promise<void> {
   let announced: number | undefined;
   try {
     for (let message = queue.shift(); message !== undefined && channel === 'open'; message = queue.shift()) {
-      const skip = skipped.delete(message.id) || overLimit;
+      const skip = skipped.delete(message.id) || overLimit || droppedByFailure(message);
       if (message.id !== announced) {
         if (skip) {
           post({ type: 'procpool:done', id: message.id, from: 0, values: [], failures: [], skipped: true, ms: 0, rss: 0, next: undefined });

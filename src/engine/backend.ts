@@ -30,6 +30,13 @@ export interface ChunkJob {
   readonly stopAtError: boolean;
   /** Report every item as it ends (exact blame), not every few ms. */
   readonly exact: boolean;
+  /**
+   * The call the chunk belongs to (unique in its pool) and the call index of
+   * its first item: a runner that saw the call fail at an item drops the
+   * call's later chunks itself (`stopAtError`), without a round trip.
+   */
+  readonly call: number;
+  readonly from: number;
 }
 
 /**
@@ -56,6 +63,13 @@ export interface Attempt {
   skip(): void;
   /** Stops the chunk even while it runs (a local child is killed and replaced). */
   abort(reason: unknown): void;
+  /**
+   * Gives the chunk back if it has not started (it then ends as `ran` with
+   * nothing reported, and is queued again): it waits in a runner's pipe
+   * while work of a higher priority waits for room. Optional: a backend
+   * whose chunks never wait beside a runner needs none.
+   */
+  recall?(): void;
 }
 
 /** What runs chunks. */

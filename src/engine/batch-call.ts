@@ -11,6 +11,7 @@ import type { Counters } from '../stats.js';
 import type { Attempt, Report } from './backend.js';
 import { countReport, failureError, firstFailure } from './outcome.js';
 import type { OpenCall, Registry } from './registry.js';
+import type { SignalFollower, Signals } from './signals.js';
 import type { ChunkOwner, Scheduler } from './scheduler.js';
 import { findUnsendable } from '../transfer.js';
 import { SerializationError } from '../errors.js';
@@ -20,6 +21,8 @@ export interface CallContext {
   readonly scheduler: Scheduler;
   readonly registry: Registry;
   readonly counters: Counters;
+  /** One abort listener per signal, for every call that shares it. */
+  readonly signals: Signals;
   /** Children (or runners) the pool has: the read-ahead of `imap*`. */
   readonly processes: number;
 }
@@ -33,7 +36,7 @@ export function unsendableItem(item: unknown, spread: boolean): SerializationErr
 type State = 'running' | 'settled';
 
 /** A call whose items are all known when it is made. */
-export class BatchCall implements ChunkOwner, OpenCall {
+export class BatchCall implements ChunkOwner, OpenCall, SignalFollower {
   readonly task: string;
   readonly spread: boolean;
   readonly timeout: number | undefined;
@@ -78,11 +81,7 @@ export class BatchCall implements ChunkOwner, OpenCall {
       this.#close();
       return;
     }
-    if (signal !== undefined) {
-      const onAbort = (): void => this.#abort(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#unfollow = () => signal.removeEventListener('abort', onAbort);
-    }
+    if (signal !== undefined) this.#unfollow = context.signals.follow(signal, this);
     const size = how.chunksize;
     if (size >= items.length) context.scheduler.submit(this, undefined, 0, items);
     else for (let start = 0; start < items.length; start += size) context.scheduler.submit(this, undefined, start, items.slice(start, start + size));
@@ -143,7 +142,7 @@ export class BatchCall implements ChunkOwner, OpenCall {
   }
 
   /** The caller's signal: running chunks are stopped too. */
-  #abort(reason: unknown): void {
+  signalAborted(reason: unknown): void {
     if (!this.#settle(false, reason)) return;
     this.#attempt?.abort(reason);
     for (const attempt of this.#attempts) attempt.abort(reason);

@@ -13,8 +13,9 @@ import type { ResolvedPoolOptions } from '../options.js';
 import type { ChildStats } from '../stats.js';
 import { Child, type ChildEvents, type ChildExit, type ChildInit } from './child.js';
 import { Entry } from './ledger.js';
-import { capacityOf, pickChild, startingEmpty } from './placement.js';
-import { Sizing, approxBytes, depthFor } from './sizing.js';
+import { startingEmpty } from './placement.js';
+import { Sizing } from './sizing.js';
+import { Feeding } from './feeding.js';
 import { Starts } from './starts.js';
 import { spawnLazily } from './deferred-port.js';
 import type { ChildPort, SpawnPort } from './spawn.js';
@@ -52,10 +53,8 @@ export class ChildSet implements Backend {
   #fitting = false;
   /** Failed starts in a row, by slot: a burst spread over many slots is not one slot failing again. */
   readonly #slotFailures: number[] = [];
-  #chunkMs: number | undefined;
-  /** Recent chunks' argument bytes, roughly (a moving average). */
-  #chunkBytes = 0;
-  #depth = 1;
+  /** How deep each child is kept fed, and recalls from pipes. */
+  readonly #feeding: Feeding<Child>;
   #demand = false;
   readonly #starts: Starts;
   #whenGone: Array<() => void> = [];
@@ -81,6 +80,7 @@ export class ChildSet implements Backend {
       settled: (child, ran) => this.#onSettled(child, ran),
       exited: (child, exit) => this.#onExited(child, exit),
     };
+    this.#feeding = new Feeding(this.#live, this.#usableNow, () => this.#waiting, () => this.#changed());
     this.#sizing = new Sizing(options.minProcesses, options.processes, options.idleTimeout);
     this.#starts = new Starts(options.minProcesses);
     this.#fit();
@@ -91,7 +91,7 @@ export class ChildSet implements Backend {
   }
 
   get capacity(): number {
-    return capacityOf(this.#live, this.#usableNow, this.#depth);
+    return this.#feeding.capacity;
   }
 
   get restarts(): number {
@@ -166,7 +166,7 @@ export class ChildSet implements Backend {
   }
 
   run(job: ChunkJob): Attempt {
-    const child = this.#pick();
+    const child = this.#feeding.pick(job.task);
     if (child === undefined) {
       // No child can take it (capacity is kept exact, so this is a safety
       // net): it never started; ended after a turn, so it cannot spin.
@@ -176,9 +176,9 @@ export class ChildSet implements Backend {
     }
     // Cut where the child reaches maxTasksPerChild: items are counted exactly.
     this.#sizing.busy(child);
-    this.#chunkBytes = this.#chunkBytes * 0.7 + approxBytes(job.args, job.spread) * 0.3;
     const room = this.#options.maxTasksPerChild - child.assigned;
     const entry = child.run(room < job.args.length ? { ...job, args: job.args.slice(0, room) } : job);
+    this.#feeding.sent(child, job);
     if (child.assigned >= this.#options.maxTasksPerChild) this.#retire(child, false);
     return entry;
   }
@@ -248,11 +248,6 @@ export class ChildSet implements Backend {
     return (child.state === 'starting' || child.state === 'ready') && child.assigned < this.#options.maxTasksPerChild && this.#state === 'running';
   }
 
-  #pick(): Child | undefined {
-    return pickChild(this.#live, this.#usableNow, this.#depth);
-  }
-
-
   #start(slot: number): Child {
     const port = this.#spawn(this.#init, { stdout: this.stdout, stderr: this.stderr ?? process.stderr, consumed: this.#consumed });
     const child = new Child(port, this.#events, slot, this.#init);
@@ -317,17 +312,13 @@ export class ChildSet implements Backend {
     this.#starts.readied(child.slot, tasks);
     this.#idle(child);
     this.#changed();
+    this.#feeding.readied(child);
   }
 
-  #onSettled(child: Child, ran: { ms: number; rss: number } | undefined): void {
+  #onSettled(child: Child, ran: { task: string; ms: number; rss: number } | undefined): void {
     this.#idle(child);
+    this.#feeding.settled(child, ran);
     if (ran !== undefined) {
-      this.#chunkMs = this.#chunkMs === undefined ? ran.ms : this.#chunkMs * 0.7 + ran.ms * 0.3;
-      const depth = depthFor(this.#chunkMs, this.#chunkBytes);
-      if (depth !== this.#depth) {
-        this.#depth = depth;
-        this.#changed();
-      }
       // Past maxMemoryPerChild: no more work for it (its queued chunks go
       // elsewhere), it leaves, a replacement starts. The limit holds within
       // the item that crossed it; the slot waits for the replacement's start.
@@ -337,6 +328,7 @@ export class ChildSet implements Backend {
 
   #onExited(child: Child, exit: ChildExit): void {
     this.#live.delete(child);
+    this.#feeding.exited(child);
     // Forgotten once its output is read: a long life of recycled children keeps none of them.
     const port = this.#ports.get(child);
     void port?.outputDone.then(() => this.#ports.delete(child));

@@ -26,8 +26,8 @@ export interface ChildEvents {
   ready(child: Child, tasks: string[]): void;
   /** The child's state changed (it may take work, or no longer). */
   changed(child: Child): void;
-  /** A chunk left the child's line (`ran`: it ran and reported its run time and resident memory). */
-  settled(child: Child, ran: { ms: number; rss: number } | undefined): void;
+  /** A chunk left the child's line (`ran`: it ran and reported its task, run time and resident memory). */
+  settled(child: Child, ran: { task: string; ms: number; rss: number } | undefined): void;
   exited(child: Child, exit: ChildExit): void;
 }
 
@@ -89,6 +89,11 @@ export class Child implements EntryOwner {
     return this.#line.length;
   }
 
+  /** Those chunks, in the order sent (the first is running or about to). */
+  get line(): readonly Entry[] {
+    return this.#line;
+  }
+
   /** Whether work waits on the pool: a starting child then keeps the parent alive. */
   set demand(on: boolean) {
     this.#demand = on;
@@ -104,7 +109,7 @@ export class Child implements EntryOwner {
     }
     this.assigned += job.args.length;
     this.#line.push(entry);
-    const message: RunMessage = { type: 'procpool:run', id: entry.id, task: job.task, args: job.args, spread: job.spread, stopAtError: job.stopAtError, exact: job.exact, timed: job.timeout !== undefined };
+    const message: RunMessage = { type: 'procpool:run', id: entry.id, task: job.task, args: job.args, spread: job.spread, stopAtError: job.stopAtError, exact: job.exact, timed: job.timeout !== undefined, call: job.call, from: job.from };
     if (this.#line.length === 1) this.#send(entry, message);
     else {
       this.#outbox.push(message);
@@ -200,6 +205,12 @@ export class Child implements EntryOwner {
     switch (message.type) {
       case 'procpool:start':
         return this.#started(this.#entry(message.id));
+      case 'procpool:ended': {
+        // The items ended in the child; their outcomes are on their way: no item runs until they are read.
+        const entry = this.#entry(message.id);
+        if (entry !== undefined) this.#pauseTimer(entry);
+        return;
+      }
       case 'procpool:items': {
         const entry = this.#entry(message.id);
         if (entry === undefined) return;
@@ -215,7 +226,7 @@ export class Child implements EntryOwner {
             this.finished += entry.values.length;
             this.rss = message.rss;
             // A chunk aborted while it ran, that finished before the kill landed: its caller has gone.
-            this.#finish(entry, { kind: 'ran', report: entry.report, ms: message.ms }, { ms: message.ms, rss: message.rss });
+            this.#finish(entry, { kind: 'ran', report: entry.report, ms: message.ms }, { task: entry.job.task, ms: message.ms, rss: message.rss });
           }
         }
         if (message.next !== undefined) this.#started(this.#entry(message.next));
@@ -242,6 +253,7 @@ export class Child implements EntryOwner {
   #started(entry: Entry | undefined): void {
     if (entry === undefined || entry.phase === 'started') return;
     entry.phase = 'started';
+    entry.startedAt = performance.now();
     if (entry.abortAsked !== undefined) return this.#killFor({ kind: 'abort', entry });
     this.#arm(entry);
   }
@@ -261,7 +273,13 @@ export class Child implements EntryOwner {
     }, timeout);
   }
 
-  #finish(entry: Entry, end: AttemptEnd, ran: { ms: number; rss: number } | undefined): void {
+  /** Stops the per-item timer until the next report re-arms it. */
+  #pauseTimer(entry: Entry): void {
+    clearTimeout(entry.timer);
+    entry.armed++;
+  }
+
+  #finish(entry: Entry, end: AttemptEnd, ran: { task: string; ms: number; rss: number } | undefined): void {
     const at = this.#line.indexOf(entry);
     if (at >= 0) this.#line.splice(at, 1);
     if (end.kind === 'ran') this.assigned -= entry.job.args.length - end.report.values.length;

@@ -21,6 +21,8 @@ export class Entry implements Attempt {
   readonly job: ChunkJob;
   readonly end: Promise<AttemptEnd>;
   phase: EntryPhase = 'outbox';
+  /** When the parent heard that it started (performance.now()). */
+  startedAt = 0;
   /** Outcomes reported so far, from the chunk's first item. */
   values: unknown[] = [];
   readonly failures: Array<[number, Failure]> = [];
@@ -51,6 +53,11 @@ export class Entry implements Attempt {
 
   abort(reason: unknown): void {
     if (!this.#ended) this.#owner.abortEntry(this, reason);
+  }
+
+  /** Back to the queue if it has not started (work of a higher priority waits, or its child's depth dropped). */
+  recall(): void {
+    if (!this.#ended && this.phase !== 'started') this.#owner.skipEntry(this);
   }
 
   /** Appends reported outcomes (positions relative to `from`). */
