@@ -220,7 +220,11 @@ export class Pool<M = UntypedModule> {
    */
   waitForRoom(items = 1): Promise<void> {
     if (typeof items !== 'number' || !Number.isInteger(items) || items < 0) return Promise.reject(new TypeError(`Expected \`items\` to be an integer from 0 and up, got \`${String(items)}\` (${typeof items})`));
-    return this.#room.whenRoom(items);
+    const room = this.#room.whenRoom(items);
+    // A pending wait is work in flight (it may wait for a replacement to start): it keeps the parent alive.
+    const release = this.#registry.hold();
+    void room.then(release);
+    return room;
   }
 
   /** @internal Whether the pool takes work, for the shared-pool registry. */

@@ -160,6 +160,30 @@ describe('room: waitForRoom() is judged on whole steps, and settles once the poo
     await fp.pool.terminate();
   });
 
+  it('(5) maxQueue 0, a task measured fast (fed deep): a call behind a running one is refused, not left waiting in the pipe', async () => {
+    const fp = fakePool({ processes: 1, maxQueue: 0 });
+    const child = fp.children[0]!;
+    child.ready();
+    for (let i = 0; i < 8; i++) {
+      const call = fp.pool.apply('double', [i]);
+      child.answer(await child.nextRun(), double, { ms: 0.05 });
+      expect(await call).toBe(2 * i);
+    }
+    const running = fp.pool.apply('double', [1]);
+    const run = await child.nextRun();
+    await turn();
+    // The only child runs a chunk: a second would wait behind it, in its pipe.
+    const room = track(fp.pool.waitForRoom());
+    await expect(fp.pool.apply('double', [2])).rejects.toBeInstanceOf(QueueFullError);
+    await turn();
+    expect(room.settled).toBe(false);
+    expect(child.runs).toHaveLength(9);
+    child.answer(run, double, { ms: 0.05 });
+    expect(await running).toBe(2);
+    await turnsUntil(() => room.settled);
+    expect(room.settled).toBe(true);
+  });
+
   it('maxQueue 0: waitForRoom() after close() and join() resolves', async () => {
     const fp = fakePool({ processes: 1, maxQueue: 0 }, addTasks);
     expect(await fp.pool.apply('double', [1])).toBe(2);

@@ -76,8 +76,14 @@ export interface Attempt {
 export interface Backend {
   /** Chunks that may be in flight at once now; 0 while none can be taken. */
   readonly capacity: number;
-  /** Runners that could still take a chunk of their own beyond `capacity` (an elastic pool below its maximum, a runner still starting). */
+  /** Runners that could still take a chunk of their own beyond `capacity`: those it could add (an elastic pool below its maximum); where `free` is absent, also those still starting. */
   readonly spare: number;
+  /**
+   * Runners with nothing to run (ready, or starting): what room counts as
+   * free, as a chunk placed behind another in a runner's pipe waits.
+   * Absent: capacity less the attempts in flight.
+   */
+  readonly free?: number;
   /** Called whenever `capacity` or `failure` may have changed. */
   onChange(listener: () => void): void;
   /** Runs `job` (called only while fewer than `capacity` attempts are in flight). */

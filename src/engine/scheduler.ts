@@ -99,9 +99,9 @@ export class Scheduler {
     return this.#queuedPieces;
   }
 
-  /** Pieces that would start at once: free capacity, and runners the backend could still start (each takes one of its own). */
+  /** Pieces that would start at once: free runners (a chunk behind another in a pipe waits), and runners the backend could still start (each takes one of its own). */
   get freeSlots(): number {
-    return Math.max(0, this.#backend.capacity - this.#running) + this.#backend.spare;
+    return (this.#backend.free ?? Math.max(0, this.#backend.capacity - this.#running)) + this.#backend.spare;
   }
 
   /** `listener` hears whenever the queue or the capacity changed. */

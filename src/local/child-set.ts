@@ -135,16 +135,21 @@ export class ChildSet implements Backend {
     });
   }
 
-  /**
-   * Children that could still take a chunk of their own beyond `capacity`:
-   * those the pool could add, and those starting with nothing yet while
-   * another is ready (capacity leaves them out until they are ready).
-   */
+  /** Children the pool could still add (an elastic pool below its maximum): each would take a chunk of its own. */
   get spare(): number {
     if (this.#state !== 'running') return 0;
-    let ready = false;
-    for (const child of this.#live) if (child.state === 'ready' && this.#usable(child)) ready = true;
-    return Math.max(0, this.#sizing.max - this.size - this.#backoffs.size) + (ready ? startingEmpty(this.#live, this.#usableNow) : 0);
+    return Math.max(0, this.#sizing.max - this.size - this.#backoffs.size);
+  }
+
+  /**
+   * Children with nothing to run, ready or starting: each takes a chunk as
+   * its own (one placed behind another in a pipe waits).
+   */
+  get free(): number {
+    if (this.#state !== 'running') return 0;
+    let free = 0;
+    for (const child of this.#live) if (child.load === 0 && this.#usable(child)) free++;
+    return free;
   }
 
   /** Children now: starting or ready (not those leaving). */
