@@ -142,6 +142,19 @@ describe('exits: a call that ended is not failed by the next call on its child',
   }, 30_000);
 });
 
+describe('room: waitForRoom() is followed by an admitted call', () => {
+  it('maxQueue 0, maxTasksPerChild 1 (each call retires its child): 40 calls, each after waitForRoom(), none refused', async () => {
+    const pool = makePool({ processes: 1, maxQueue: 0, maxTasksPerChild: 1 });
+    const outcomes: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 40; i++) {
+      await pool.waitForRoom();
+      outcomes.push(pool.apply('later', [i, i % 3]).catch((error: unknown) => error));
+      if (i % 7 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(await Promise.all(outcomes)).toEqual(Array.from({ length: 40 }, (_, i) => i));
+  }, 60_000);
+});
+
 describe('retries are for deaths only', () => {
   it('a timed-out item is not run again: one run, one kill, TaskTimeoutError', async () => {
     const pool = makePool({ retries: 2 });
