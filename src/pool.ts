@@ -40,6 +40,7 @@ import {
 } from './options.js';
 import { Counters, type PoolStats } from './stats.js';
 import { TaskResolver, moduleUrl } from './task-ref.js';
+import { refuseSelfPool } from './one-file.js';
 import type { MaybeAsyncIterable, TaskArgs, TaskItem, TaskRef, TaskResult, UntypedModule } from './types.js';
 
 /** `args` may be left out only when the task takes no required arguments. */
@@ -67,6 +68,8 @@ export class Pool<M = UntypedModule> {
   constructor(module: string | URL, options: PoolOptions<M> | undefined, spawn: SpawnPort | { backend: BackendFactory });
   constructor(module: string | URL, options?: PoolOptions<M>, spawn?: SpawnPort | { backend: BackendFactory }) {
     const url = moduleUrl(module);
+    // A child loading `url` that makes a pool of it: a one-file program without a main guard.
+    refuseSelfPool(url);
     const resolved = resolvePoolOptions(options);
     const loader = typeScriptFlags(url, resolved.nodeOptions);
     this.#options = loader.length === 0 ? resolved : Object.freeze({ ...resolved, nodeOptions: Object.freeze([...loader, ...resolved.nodeOptions]) });
@@ -135,7 +138,8 @@ export class Pool<M = UntypedModule> {
       completed: this.#counters.completed,
       failed: this.#counters.failed,
       restarts: this.#backend.restarts,
-      children: children.map(({ pid, items, restarts, rss }) => ({ pid, items, restarts, rss })),
+      finalizerFailures: this.#backend.finalizerFailures ?? 0,
+      children: children.map(({ workerId = 0, pid, items, restarts, rss }) => ({ workerId, pid, items, restarts, rss })),
       queueWait: this.#counters.queueWait.percentiles(),
       runTime: this.#counters.runTime.percentiles(),
     });

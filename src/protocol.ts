@@ -21,6 +21,12 @@ export interface InitMessage {
   module: string;
   initializer: string | undefined;
   initArgs: unknown[];
+  /** Run when the child leaves gracefully (a stop message), within `finalTimeout` ms. */
+  finalizer: string | undefined;
+  finalArgs: unknown[];
+  finalTimeout: number;
+  /** The source text of an initializer/finalizer passed as a function: the export must be that function. */
+  sources: { initializer?: string; finalizer?: string };
   /** maxMemoryPerChild in bytes (Infinity: none): past it after an item, the child ends its chunk there. */
   memoryLimit: number;
 }
@@ -58,7 +64,14 @@ export interface ParentBatch {
   messages: RunMessage[];
 }
 
-export type ParentMessage = InitMessage | RunMessage | SkipMessage | StopMessage | ParentBatch;
+/** Parent → child: abort the running item's signal (procpool/task) and end chunk `id` after it; skip it if queued. */
+export interface AbortMessage {
+  type: 'procpool:abort';
+  id: number;
+  why: 'timeout' | 'signal' | 'failed' | 'terminate';
+}
+
+export type ParentMessage = InitMessage | RunMessage | SkipMessage | StopMessage | ParentBatch | AbortMessage;
 
 /** Exit code of a child whose IPC channel closed without a stop message. */
 export const DISCONNECTED_EXIT_CODE = 75;
@@ -120,14 +133,28 @@ export interface FatalMessage {
   error: SerializedThrown;
 }
 
-export type ChildMessage = ReadyMessage | InitErrorMessage | StartMessage | ItemsMessage | DoneMessage | FatalMessage;
+/** Child → parent: a running item's `emit(value)` (procpool/task); `index` in chunk `id`. */
+export interface TaskMessage {
+  type: 'procpool:message';
+  id: number;
+  index: number;
+  value: unknown;
+}
+
+/** Child → parent: the finalizer failed (threw, or passed its time limit); the child leaves anyway. */
+export interface FinalErrorMessage {
+  type: 'procpool:final-error';
+  error: SerializedThrown;
+}
+
+export type ChildMessage = TaskMessage | FinalErrorMessage | ReadyMessage | InitErrorMessage | StartMessage | ItemsMessage | DoneMessage | FatalMessage;
 
 function hasType(value: unknown): value is { type: string } {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
 }
 
-const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:items', 'procpool:done', 'procpool:fatal']);
-const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:skip', 'procpool:stop', 'procpool:batch']);
+const childTypes = new Set(['procpool:message', 'procpool:final-error', 'procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:items', 'procpool:done', 'procpool:fatal']);
+const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:skip', 'procpool:stop', 'procpool:batch', 'procpool:abort']);
 
 /** Narrows a message received by the parent; anything else is not ours. */
 export function isChildMessage(value: unknown): value is ChildMessage {

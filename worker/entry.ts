@@ -13,6 +13,8 @@ import { DISCONNECTED_EXIT_CODE, isParentMessage, type ChildMessage, type InitMe
 import { findUnsendable } from '../src/transfer.js';
 import { boot } from './boot.js';
 import { locateSyntaxError } from './syntax-error.js';
+import { chunkStopped, enterItem, installTaskContext, leaveItem, stopChunk } from './task-context.js';
+import { finalize, type Final } from './final.js';
 
 // Loaded when first needed, off every child's start-up path.
 type ErrorCodec = typeof import('../src/error-codec.js');
@@ -42,12 +44,17 @@ const skipped = new Set<number>();
 let running = false;
 let dying = false;
 let stopping = false;
+/** The chunk running now (between its start and its done). */
+let runningId: number | undefined;
+/** The finalizer, once the module has loaded. */
+let final: Final | undefined;
 /** A chunk's outcomes not yet reported. */
 let report: ItemsMessage | undefined;
 
 function post(message: ChildMessage): void {
   send!(message);
 }
+const context = installTaskContext(post);
 
 let rss = 0;
 let rssAt = Number.NEGATIVE_INFINITY;
@@ -129,23 +136,35 @@ async function init(message: InitMessage): Promise<void> {
     const loading = (message.module === preloaded?.url ? preloaded.loading : import(message.module)).catch((error: unknown) => {
       throw locateSyntaxError(error, message.module);
     });
-    const loaded = collectTasks((await loading) as Record<string, unknown>);
+    if (message.module !== preloaded?.url) context.loading = message.module;
+    const loaded = collectTasks((await loading.finally(() => (context.loading = undefined))) as Record<string, unknown>);
     memoryLimit = message.memoryLimit;
     moduleUrl = message.module;
+    const finalizer = message.finalizer === undefined ? undefined : exported(loaded, 'Finalizer', message.finalizer, message.sources.finalizer, message.module);
     if (message.initializer !== undefined) {
-      const initializer = loaded.get(message.initializer);
-      if (initializer === undefined) {
-        const names = [...loaded.keys()].join(', ') || 'none';
-        throw new Error(`Initializer "${message.initializer}" is not an exported function of ${message.module} (exports: ${names})`);
-      }
+      const initializer = exported(loaded, 'Initializer', message.initializer, message.sources.initializer, message.module);
       await initializer(...message.initArgs);
     }
+    if (finalizer !== undefined) final = { fn: finalizer, args: message.finalArgs, timeout: message.finalTimeout, name: message.finalizer! };
     tasks = loaded;
     post({ type: 'procpool:ready', tasks: [...loaded.keys()] });
     void runQueue();
   } catch (error) {
     void die('procpool:init-error', error, 1);
   }
+}
+
+/** The export `name` — the very function passed, when the parent sent its source text. */
+function exported(loaded: Map<string, TaskFn>, what: string, name: string, source: string | undefined, module: string): TaskFn {
+  const fn = loaded.get(name);
+  if (fn === undefined) {
+    const names = [...loaded.keys()].join(', ') || 'none';
+    throw new Error(`${what} "${name}" is not an exported function of ${module} (exports: ${names})`);
+  }
+  if (source !== undefined && Function.prototype.toString.call(fn) !== source) {
+    throw new Error(`${what} function ${name} is not the function ${module} exports as "${name}", though it has its name: pass the export itself, or its name`);
+  }
+  return fn;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
@@ -184,16 +203,20 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
   let checkedIndex = 0;
   report = { type: 'procpool:items', id, from: 0, values: [], failures: [] };
   for (let index = 0; index < args.length; index++) {
+    // Asked to stop (procpool/task's abortSignal): the items after the running one do not start.
+    if (chunkStopped(id)) break;
     let failure: WireFailure | undefined;
     let value: unknown;
     if (fn === undefined) failure = { unknownTask: { task: message.task, module: moduleUrl, exports: [...tasks!.keys()] } };
     else {
+      enterItem(id, index);
       try {
         value = spread ? fn(...(args[index] as unknown[])) : fn(args[index]);
         if (isThenable(value)) value = await value;
       } catch (error) {
         failure = await thrown(error);
       }
+      leaveItem();
     }
     record(value, failure);
     if (index === args.length - 1) break;
@@ -256,7 +279,9 @@ async function runQueue(): Promise<void> {
         }
         post({ type: 'procpool:start', id: message.id });
       }
+      runningId = message.id;
       announced = await runChunk(message);
+      runningId = undefined;
     }
   } finally {
     running = false;
@@ -274,6 +299,17 @@ function drained(stream: Writable): Promise<void> {
 /** Leaves once stdout and stderr are flushed: a slow reader still gets all of the output. */
 async function leave(): Promise<void> {
   stopping = true;
+  if (final !== undefined) {
+    const failure = await finalize(final);
+    if (failure !== undefined) {
+      process.stderr.write(`procpool: the finalizer ${final.name} failed in child ${process.pid}: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}\n`);
+      try {
+        post({ type: 'procpool:final-error', error: (codec ?? (await codecLoading())).serializeThrown(failure) });
+      } catch {
+        // The parent is gone: nothing to tell.
+      }
+    }
+  }
   await Promise.all([drained(process.stdout), drained(process.stderr)]);
   process.exit(0);
 }
@@ -293,6 +329,10 @@ process.on('message', (message: unknown) => {
       return;
     case 'procpool:stop':
       return void leave();
+    case 'procpool:abort':
+      if (message.id === runningId) stopChunk(message.id, message.why);
+      else if (queue.some((queued) => queued.id === message.id)) skipped.add(message.id);
+      return;
     case 'procpool:init':
       return void init(message);
   }
@@ -324,4 +364,10 @@ function fatal(error: unknown): void {
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);
 
+context.loading = process.argv[2];
 const preloaded = boot(process.argv);
+// Loaded (or failed): a pool of this module made from now on is no self-reproducing top level.
+void preloaded?.loading.then(
+  () => (context.loading = undefined),
+  () => (context.loading = undefined),
+);

@@ -30,6 +30,8 @@ export interface ChunkJob {
   readonly stopAtError: boolean;
   /** Report every item as it ends (exact blame), not every few ms. */
   readonly exact: boolean;
+  /** A running item's `emit(value)` (procpool/task): `index` in the chunk. */
+  readonly onMessage?: ((index: number, value: unknown, workerId: number) => void) | undefined;
 }
 
 /**
@@ -96,10 +98,12 @@ export interface PoolBackend extends Backend {
   readonly busy: number;
   /** Runners replaced (local), or chunks run again after their runner was lost (cluster). */
   readonly restarts: number;
+  /** Finalizers that failed (local children; absent: none run). */
+  readonly finalizerFailures?: number;
   readonly stdout: Readable | undefined;
   readonly stderr: Readable | undefined;
   /** Runners, by slot, for `stats`. */
-  children(): Array<ChildStats & { idle: boolean }>;
+  children(): Array<ChildStats & { workerId?: number; idle: boolean }>;
   /** Raises the most runners (a shared pool asked for more). */
   growTo(max: number): void;
   /** The task names, once known; `start`: a backend with no runner may start one to learn them. */

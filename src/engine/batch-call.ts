@@ -10,6 +10,7 @@ import type { ResolvedCallOptions } from '../options.js';
 import type { Counters } from '../stats.js';
 import type { Attempt, Report } from './backend.js';
 import { countReport, failureError, firstFailure } from './outcome.js';
+import { deliver } from './messages.js';
 import type { OpenCall, Registry } from './registry.js';
 import type { ChunkOwner, Scheduler } from './scheduler.js';
 import { findUnsendable } from '../transfer.js';
@@ -40,6 +41,7 @@ export class BatchCall implements ChunkOwner, OpenCall {
   readonly retries: number;
   readonly priority: number;
   readonly stopAtError = true;
+  readonly onMessage: ((index: number, value: unknown, workerId: number) => void) | undefined;
   readonly promise: Promise<unknown>;
   readonly #context: CallContext;
   readonly #results: unknown[];
@@ -66,6 +68,8 @@ export class BatchCall implements ChunkOwner, OpenCall {
     this.#results = new Array<unknown>(items.length);
     this.#remaining = items.length;
     this.#progress = new ProgressReporter(options.onProgress, items.length);
+    const { onMessage } = options;
+    this.onMessage = onMessage === undefined ? undefined : (index, value, workerId) => this.#state === 'running' && deliver(onMessage, value, { index, workerId }, this);
     this.promise = new Promise((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;

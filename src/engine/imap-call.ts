@@ -23,6 +23,7 @@ import { AdaptiveChunksize } from './chunk-size.js';
 import { closeQuietly, isThenable, iterate } from './input.js';
 import { Results, type Part, type Sent } from './imap-results.js';
 import { countReport, failureError } from './outcome.js';
+import { deliver } from './messages.js';
 import type { ChunkOwner } from './scheduler.js';
 
 /** How an imap call reads and yields. */
@@ -49,6 +50,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
   timeout: number | undefined;
   retries = 0;
   priority = 0;
+  onMessage: ((index: number, value: unknown, workerId: number) => void) | undefined;
   readonly stopAtError: boolean;
   readonly #context: CallContext;
   readonly #shape: ImapShape;
@@ -200,6 +202,8 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
       this.timeout = options.timeout;
       this.retries = options.retries;
       this.priority = options.priority;
+      const { onMessage } = options;
+      if (onMessage !== undefined) this.onMessage = (index, value, workerId) => this.#state === 'running' && this.#stopped === undefined && deliver(onMessage, value, { index, workerId }, { fail: (error) => this.#stop(error, false) });
       this.#options = options;
     } catch (error) {
       this.#state = 'ended';

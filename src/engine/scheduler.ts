@@ -23,6 +23,8 @@ export interface ChunkOwner {
   readonly retries: number;
   /** Higher runs first; equal priorities run first come, first served. */
   readonly priority: number;
+  /** A running item's `emit()` (procpool/task), `index` in the call; undefined: nobody listens. */
+  readonly onMessage: ((index: number, value: unknown, workerId: number) => void) | undefined;
   /** Whether the item at `index` is still to run (false once the call ended, or failed before it). */
   wants(index: number): boolean;
   /** Outcomes of the items from `start` on (`tag` as given to `submit`). */
@@ -43,6 +45,11 @@ interface Piece {
   /** Runs of an item (by call index) that ended in a death charged to it. */
   tries: Map<number, number> | undefined;
   queuedAt: number;
+}
+
+/** A chunk's messages, placed by the item's index in the call. */
+function messagesFrom(onMessage: (index: number, value: unknown, workerId: number) => void, start: number): (index: number, value: unknown, workerId: number) => void {
+  return (index, value, workerId) => onMessage(start + index, value, workerId);
 }
 
 /** A chunk's rest that runs again goes ahead of new work of the same priority, and of no higher one. */
@@ -195,6 +202,7 @@ export class Scheduler {
         timeout: owner.timeout,
         stopAtError: owner.stopAtError,
         exact: piece.exact,
+        onMessage: owner.onMessage === undefined ? undefined : messagesFrom(owner.onMessage, piece.start),
       });
       owner.attach(attempt);
       let end: AttemptEnd;

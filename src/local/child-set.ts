@@ -28,7 +28,7 @@ type State = 'running' | 'stopping' | 'broken' | 'terminated';
 /** Children, as a backend. */
 export class ChildSet implements Backend {
   readonly #options: ResolvedPoolOptions;
-  readonly #init: ChildInit;
+  readonly #init: Omit<ChildInit, 'workerId'>;
   readonly #spawn: SpawnPort;
   readonly #events: ChildEvents;
   readonly #live = new Set<Child>();
@@ -37,6 +37,8 @@ export class ChildSet implements Backend {
   #state: State = 'running';
   #failure: PoolBrokenError | undefined;
   #restarts = 0;
+  /** Finalizers that failed (threw, or passed finalTimeout). */
+  #finalFailures = 0;
   readonly #slotRestarts: number[] = [];
   readonly #sizing: Sizing;
   /** Chunks waiting in the scheduler for room. */
@@ -87,6 +89,10 @@ export class ChildSet implements Backend {
 
   get restarts(): number {
     return this.#restarts;
+  }
+
+  get finalizerFailures(): number {
+    return this.#finalFailures;
   }
 
   onChange(listener: () => void): void {
@@ -188,6 +194,7 @@ export class ChildSet implements Backend {
       .filter((child) => child.state !== 'draining' && child.state !== 'stopping')
       .map((child) => ({
         slot: child.slot,
+        workerId: child.workerId,
         pid: child.pid,
         items: child.finished,
         restarts: this.#slotRestarts[child.slot] ?? 0,
@@ -223,8 +230,9 @@ export class ChildSet implements Backend {
 
 
   #start(slot: number): Child {
-    const port = this.#spawn(this.#init, { stdout: this.stdout, stderr: this.stderr ?? process.stderr });
-    const child = new Child(port, this.#events, slot, this.#init);
+    const init = { ...this.#init, workerId: this.#freeWorkerId() };
+    const port = this.#spawn(init, { stdout: this.stdout, stderr: this.stderr ?? process.stderr });
+    const child = new Child(port, this.#events, slot, init);
     child.demand = this.#demand;
     this.#live.add(child);
     this.#ports.set(child, port);
@@ -236,6 +244,15 @@ export class ChildSet implements Backend {
     this.#restarts++;
     this.#slotRestarts[child.slot] = (this.#slotRestarts[child.slot] ?? 0) + 1;
     return this.#start(child.slot);
+  }
+
+  /** The lowest worker id from 1 that no live child holds (one that leaves holds it until it exits). */
+  #freeWorkerId(): number {
+    const taken = new Set<number>();
+    for (const child of this.#live) taken.add(child.workerId);
+    let id = 1;
+    while (taken.has(id)) id++;
+    return id;
   }
 
   /** The lowest slot no starting or ready child holds. */
@@ -306,6 +323,7 @@ export class ChildSet implements Backend {
 
   #onExited(child: Child, exit: ChildExit): void {
     this.#live.delete(child);
+    if (child.finalFailed) this.#finalFailures++;
     // Forgotten once its output is read: a long life of recycled children keeps none of them.
     const port = this.#ports.get(child);
     void port?.outputDone.then(() => this.#ports.delete(child));

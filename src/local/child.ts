@@ -13,7 +13,8 @@
 import type { AttemptEnd, ChunkJob } from '../engine/backend.js';
 import { deserializeThrown } from '../error-codec.js';
 import type { ResolvedPoolOptions } from '../options.js';
-import { isChildMessage, type ChildMessage, type RunMessage } from '../protocol.js';
+import { isChildMessage, type AbortMessage, type ChildMessage, type RunMessage } from '../protocol.js';
+import { TaskTimeoutError } from '../errors.js';
 import { checkSendable } from '../sendable.js';
 import { endAtExit, exitReason, type ChildExit, type ChildState, type KillReason } from './exit.js';
 import { Entry, type EntryOwner } from './ledger.js';
@@ -31,7 +32,7 @@ export interface ChildEvents {
   exited(child: Child, exit: ChildExit): void;
 }
 
-/** How long a leaving child may take to flush its output before SIGTERM. */
+/** How long a leaving child may take to flush its output (after its finalizer) before SIGTERM. */
 const leaveGraceMs = 10_000;
 /** How long a child that lost its channel has to exit by itself. */
 const channelGraceMs = 1000;
@@ -39,7 +40,11 @@ const channelGraceMs = 1000;
 /** One child process and its line of chunks. */
 export class Child implements EntryOwner {
   readonly slot: number;
+  /** procpool/task's workerId: from 1, unique among live children. */
+  readonly workerId: number;
   readonly #port: ChildPort;
+  readonly #killGrace: number;
+  readonly #finalTimeout: number;
   readonly #events: ChildEvents;
   readonly #line: Entry[] = [];
   #outbox: RunMessage[] = [];
@@ -50,6 +55,10 @@ export class Child implements EntryOwner {
   #fatal: unknown = undefined;
   #demand = false;
   #refed: boolean | undefined;
+  /** terminate() waits for the started chunks to end on their aborted signals (within killGrace). */
+  #terminating = false;
+  /** The finalizer said it failed. */
+  finalFailed = false;
   /** Items handed to this child so far (maxTasksPerChild). */
   assigned = 0;
   /** Items this child has finished. */
@@ -61,15 +70,28 @@ export class Child implements EntryOwner {
     this.#port = port;
     this.#events = events;
     this.slot = slot;
+    this.workerId = init.workerId;
+    this.#killGrace = init.killGrace;
+    this.#finalTimeout = init.finalizer === undefined ? 0 : init.finalTimeout;
     port.onMessage((message) => {
       if (isChildMessage(message)) this.#receive(message);
     });
     port.onDisconnect(() => this.#onDisconnect());
     port.onExit((exitCode, signal) => this.#onExit(exitCode, signal));
     // initArgs were checked with the channel's serializer when the pool was made.
-    if (port.spawnError === undefined && !port.send({ type: 'procpool:init', module: init.moduleUrl, initializer: init.initializer, initArgs: [...init.initArgs], memoryLimit: init.maxMemoryPerChild * 1024 * 1024 })) {
+    if (port.spawnError === undefined && !port.send({
+        type: 'procpool:init',
+        module: init.moduleUrl,
+        initializer: init.initializer,
+        initArgs: [...init.initArgs],
+        finalizer: init.finalizer,
+        finalArgs: [...init.finalArgs],
+        finalTimeout: init.finalTimeout,
+        sources: { ...init.sources },
+        memoryLimit: init.maxMemoryPerChild * 1024 * 1024,
+      })) {
       this.#startFailed = true;
-      this.#fatal = new TypeError('The initializer arguments cannot be sent to a child');
+      this.#fatal = new TypeError('The initializer or finalizer arguments cannot be sent to a child');
       port.kill('SIGKILL');
     }
     this.#updateRef();
@@ -126,15 +148,25 @@ export class Child implements EntryOwner {
     this.#leaveIfIdle();
   }
 
-  /** Ends the child now (terminate(), a broken pool). */
+  /**
+   * Ends the child (terminate(), a broken pool): now when nothing runs on it;
+   * else its running item's signal aborts and it is killed when that item
+   * ends, or `killGrace` ms later.
+   */
   terminate(): void {
     if (this.#state === 'exited') return;
     this.#requested = true;
-    this.#killFor({ kind: 'terminate' });
+    const running = this.#line.filter((entry) => entry.phase === 'started');
+    if (this.#killGrace === 0 || running.length === 0 || this.#terminating) return this.#killFor({ kind: 'terminate' });
+    this.#terminating = true;
+    this.#enter('stopping');
+    for (const entry of running) this.#signal(entry, 'terminate');
+    setTimeout(() => this.#killFor({ kind: 'terminate' }), this.#killGrace).unref();
   }
 
   skipEntry(entry: Entry): void {
-    if (entry.phase === 'started') return;
+    // A started chunk runs on, but its running item's signal aborts and the rest of it does not start.
+    if (entry.phase === 'started') return this.#signal(entry, 'failed');
     if (entry.phase === 'outbox') {
       // Never sent: never send it.
       this.#outbox = this.#outbox.filter((message) => message.id !== entry.id);
@@ -148,8 +180,32 @@ export class Child implements EntryOwner {
 
   abortEntry(entry: Entry, reason: unknown): void {
     entry.abortAsked ??= { reason };
-    if (entry.phase === 'started') this.#killFor({ kind: 'abort', entry });
+    if (entry.phase === 'started') this.#cancel({ kind: 'abort', entry });
     else this.skipEntry(entry);
+  }
+
+  /** Asks the child to abort the running item's signal and end chunk `entry` after it (once). */
+  #signal(entry: Entry, why: AbortMessage['why']): void {
+    if (entry.signalled) return;
+    entry.signalled = true;
+    this.#port.send({ type: 'procpool:abort', id: entry.id, why });
+  }
+
+  /**
+   * Stops a started chunk for its timeout or its caller's abort: its signal
+   * aborts in the child, which is killed only if the chunk has not ended
+   * `killGrace` ms later. A timeout is charged now: the call never waits for the grace.
+   */
+  #cancel(reason: Extract<KillReason, { kind: 'timeout' | 'abort' }>): void {
+    const { entry } = reason;
+    if (this.#killGrace === 0) return this.#killFor(reason);
+    if (entry.signalled && entry.ended) return;
+    this.#signal(entry, reason.kind === 'timeout' ? 'timeout' : 'signal');
+    if (reason.kind === 'timeout') entry.finish({ kind: 'lost', report: entry.report, error: new TaskTimeoutError(reason.timeout), uncertain: false });
+    else entry.finish({ kind: 'aborted' });
+    setTimeout(() => {
+      if (this.#line.includes(entry)) this.#killFor(reason);
+    }, this.#killGrace).unref();
   }
 
   #killFor(reason: KillReason): void {
@@ -197,6 +253,15 @@ export class Child implements EntryOwner {
 
   #receive(message: ChildMessage): void {
     switch (message.type) {
+      case 'procpool:message': {
+        // Dropped once the chunk's attempt ended: its caller no longer listens.
+        const entry = this.#entry(message.id);
+        if (entry !== undefined && !entry.ended) entry.job.onMessage?.(message.index, message.value, this.workerId);
+        return;
+      }
+      case 'procpool:final-error':
+        this.finalFailed = true;
+        return;
       case 'procpool:start':
         return this.#started(this.#entry(message.id));
       case 'procpool:items': {
@@ -238,7 +303,7 @@ export class Child implements EntryOwner {
   #started(entry: Entry | undefined): void {
     if (entry === undefined || entry.phase === 'started') return;
     entry.phase = 'started';
-    if (entry.abortAsked !== undefined) return this.#killFor({ kind: 'abort', entry });
+    if (entry.abortAsked !== undefined) return this.#cancel({ kind: 'abort', entry });
     this.#arm(entry);
   }
 
@@ -252,7 +317,7 @@ export class Child implements EntryOwner {
       // Timers run before pending IPC is read: a report may be waiting in the
       // pipe. Read it first (poll phase), then judge.
       setImmediate(() => {
-        if (entry.armed === armed && !entry.ended) this.#killFor({ kind: 'timeout', entry, timeout });
+        if (entry.armed === armed && !entry.ended) this.#cancel({ kind: 'timeout', entry, timeout });
       });
     }, timeout);
   }
@@ -263,6 +328,7 @@ export class Child implements EntryOwner {
     if (end.kind === 'ran') this.assigned -= entry.job.args.length - end.report.values.length;
     entry.finish(end);
     if (this.#state === 'exited') return;
+    if (this.#terminating && !this.#line.some((other) => other.phase === 'started')) return this.#killFor({ kind: 'terminate' });
     this.#updateRef();
     this.#leaveIfIdle();
     this.#events.settled(this, ran);
@@ -273,7 +339,7 @@ export class Child implements EntryOwner {
     this.#enter('stopping');
     // Cannot fail to clone; a closed channel means the child is leaving anyway.
     this.#port.send({ type: 'procpool:stop' });
-    setTimeout(() => this.#state === 'exited' || this.#port.kill('SIGTERM'), leaveGraceMs).unref();
+    setTimeout(() => this.#state === 'exited' || this.#port.kill('SIGTERM'), leaveGraceMs + this.#finalTimeout).unref();
   }
 
   #onDisconnect(): void {
@@ -320,4 +386,4 @@ export class Child implements EntryOwner {
 }
 
 /** The options a child is started with. */
-export type ChildInit = ResolvedPoolOptions & { moduleUrl: string };
+export type ChildInit = ResolvedPoolOptions & { moduleUrl: string; workerId: number };

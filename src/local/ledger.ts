@@ -28,6 +28,8 @@ export class Entry implements Attempt {
   skipAsked = false;
   /** An abort was asked for: stop the chunk as soon as it starts. */
   abortAsked: { reason: unknown } | undefined;
+  /** The child was asked to abort the running item's signal (procpool/task). */
+  signalled = false;
   /** The per-item timer, and a count that makes a stale expiry harmless. */
   timer: NodeJS.Timeout | undefined;
   armed = 0;
