@@ -41,6 +41,7 @@ import {
 import { Counters, type PoolStats } from './stats.js';
 import { TaskResolver, moduleUrl } from './task-ref.js';
 import { refuseSelfPool } from './one-file.js';
+import { resolveCloseOptions, type CloseOptions } from './close-options.js';
 import type { MaybeAsyncIterable, TaskArgs, TaskItem, TaskRef, TaskResult, UntypedModule } from './types.js';
 
 /** `args` may be left out only when the task takes no required arguments. */
@@ -236,12 +237,24 @@ export class Pool<M = UntypedModule> {
     this.#backend.growTo(max);
   }
 
-  /** No new work; queued work still runs, then the children leave. */
-  close(): void {
+  /**
+   * No new work; queued work still runs, then the children leave.
+   * `cancel`: items not yet started reject with PoolClosedError instead (a
+   * call with any such item rejects); running ones finish. `timeout` (ms):
+   * what still runs then is terminated.
+   */
+  close(options?: CloseOptions): void {
+    const { cancel, timeout } = resolveCloseOptions(options);
     if (this.#state !== 'running') return;
     this.#state = 'closed';
     this.#registry.closeAll();
-    this.#finished = this.#registry.whenIdle().then(() => this.#backend.stop());
+    if (cancel) this.#registry.cancelAll(new PoolClosedError('The pool was closed with { cancel: true } before this work started'));
+    const finished = this.#registry.whenIdle().then(() => this.#backend.stop());
+    this.#finished = finished;
+    if (timeout !== undefined) {
+      const timer = setTimeout(() => void this.terminate(), timeout);
+      void finished.finally(() => clearTimeout(timer));
+    }
   }
 
   /** After close()/terminate(): resolves when all work is done and every child has exited. */
@@ -281,7 +294,11 @@ export class Pool<M = UntypedModule> {
     if (failure) throw failure;
     if (this.#state !== 'running') throw new PoolClosedError(`The pool is ${this.#state}: no new work is accepted`);
     if (options === undefined) return (this.#defaults ??= resolveCallOptions(undefined, this.#options.retries, shape));
-    return resolveCallOptions(options, this.#options.retries, shape);
+    const resolved = resolveCallOptions(options, this.#options.retries, shape);
+    if (resolved.onMessage !== undefined && this.#backend.messages !== true) {
+      throw new TypeError('This pool does not support `onMessage`: a ClusterPool does not carry procpool/task messages from its workers yet (they would need a channel through Redis)');
+    }
+    return resolved;
   }
 
   /** Refuses a call whose items would pass `maxQueue`: nothing of it is queued. */

@@ -58,6 +58,8 @@ export interface Attempt {
   skip(): void;
   /** Stops the chunk even while it runs (a local child is killed and replaced). */
   abort(reason: unknown): void;
+  /** Whether the runner said the chunk started; undefined: not known here (counted as started). */
+  readonly started?: boolean;
 }
 
 /** What runs chunks. */
@@ -98,6 +100,8 @@ export interface PoolBackend extends Backend {
   readonly busy: number;
   /** Runners replaced (local), or chunks run again after their runner was lost (cluster). */
   readonly restarts: number;
+  /** Whether items' `emit()` reaches the caller's `onMessage` (absent: not supported, and a call with it is refused). */
+  readonly messages?: boolean;
   /** Finalizers that failed (local children; absent: none run). */
   readonly finalizerFailures?: number;
   readonly stdout: Readable | undefined;

@@ -146,6 +146,11 @@ export class BatchCall implements ChunkOwner, OpenCall {
     for (const attempt of this.#attempts) attempt.skip();
   }
 
+  cancelPending(error: unknown): void {
+    const waiting = this.#context.scheduler.hasQueued(this) || this.#attempt?.started === false || [...this.#attempts].some((attempt) => attempt.started === false);
+    if (waiting) this.fail(error);
+  }
+
   /** The caller's signal: running chunks are stopped too. */
   #abort(reason: unknown): void {
     if (!this.#settle(false, reason)) return;

@@ -295,6 +295,12 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     this.#context.scheduler.submit(this, sent, this.#read - args.length, args);
   }
 
+  cancelPending(error: unknown): void {
+    if (this.#state !== 'running') return;
+    const waiting = !this.#exhausted || this.#partial.length > 0 || this.#context.scheduler.hasQueued(this) || [...this.#attempts].some((attempt) => attempt.started === false);
+    if (waiting) this.#stop(error, false);
+  }
+
   #halted(): boolean {
     return this.#state !== 'running' || this.#stopped !== undefined || this.#failure !== undefined || this.#poolClosed;
   }

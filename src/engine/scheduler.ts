@@ -87,6 +87,11 @@ export class Scheduler {
     return this.#queuedItems;
   }
 
+  /** Whether `owner` has items queued, not yet handed to a runner. */
+  hasQueued(owner: ChunkOwner): boolean {
+    return this.#queuedBy.has(owner);
+  }
+
   /** Whether any piece is queued or running. */
   get busy(): boolean {
     return this.#pieces > 0;

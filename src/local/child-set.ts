@@ -35,6 +35,8 @@ export class ChildSet implements Backend {
   readonly #ports = new Map<Child, ChildPort>();
   readonly #listeners: Array<() => void> = [];
   #state: State = 'running';
+  /** Items' emit() reaches the call's onMessage. */
+  readonly messages = true;
   #failure: PoolBrokenError | undefined;
   #restarts = 0;
   /** Finalizers that failed (threw, or passed finalTimeout). */

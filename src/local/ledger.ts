@@ -43,6 +43,10 @@ export class Entry implements Attempt {
     this.end = new Promise((resolve) => (this.#resolve = resolve));
   }
 
+  get started(): boolean {
+    return this.phase === 'started';
+  }
+
   get ended(): boolean {
     return this.#ended;
   }
