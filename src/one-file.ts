@@ -10,7 +10,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { childGlobal } from './child-global.js';
+import { childGlobal } from './task-global.js';
 import { PoolError } from './errors.js';
 
 function realFile(url: string): string | undefined {

@@ -141,19 +141,26 @@ export interface TaskMessage {
   value: unknown;
 }
 
+/** Child → parent: item `index` of chunk `id` asked for its AbortSignal: stopping it waits killGrace for it to end. */
+export interface ListeningMessage {
+  type: 'procpool:listening';
+  id: number;
+  index: number;
+}
+
 /** Child → parent: the finalizer failed (threw, or passed its time limit); the child leaves anyway. */
 export interface FinalErrorMessage {
   type: 'procpool:final-error';
   error: SerializedThrown;
 }
 
-export type ChildMessage = TaskMessage | FinalErrorMessage | ReadyMessage | InitErrorMessage | StartMessage | ItemsMessage | DoneMessage | FatalMessage;
+export type ChildMessage = TaskMessage | ListeningMessage | FinalErrorMessage | ReadyMessage | InitErrorMessage | StartMessage | ItemsMessage | DoneMessage | FatalMessage;
 
 function hasType(value: unknown): value is { type: string } {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
 }
 
-const childTypes = new Set(['procpool:message', 'procpool:final-error', 'procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:items', 'procpool:done', 'procpool:fatal']);
+const childTypes = new Set(['procpool:message', 'procpool:listening', 'procpool:final-error', 'procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:items', 'procpool:done', 'procpool:fatal']);
 const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:skip', 'procpool:stop', 'procpool:batch', 'procpool:abort']);
 
 /** Narrows a message received by the parent; anything else is not ours. */

@@ -5,7 +5,7 @@
  * worker/task-context.ts; this module only reads it from `globalThis`, so
  * any copy of procpool the task module resolves finds the same child.
  */
-import { childGlobal } from './child-global.js';
+import { childGlobal } from './task-global.js';
 
 function child(what: string): NonNullable<ReturnType<typeof childGlobal>> {
   const found = childGlobal();

@@ -8,6 +8,7 @@ import * as taskFns from './fixtures/task-side-tasks.mjs';
 import { base, deferred, fixture, tempDir, until } from './fixtures/api-helpers.js';
 
 const tasks = fixture('task-side-tasks.mjs');
+type Tasks = typeof taskFns;
 
 type Event = ['message', number, unknown] | ['result', number];
 
@@ -26,7 +27,7 @@ function lines(file: string): string[] {
 
 describe('emit() and onMessage', () => {
   it('imap and imapUnordered: each item’s messages arrive in order, before its result, with its index and workerId', async () => {
-    await using pool = new Pool(tasks, { processes: 2, ...base });
+    await using pool = new Pool<Tasks>(tasks, { processes: 2, ...base });
     const counts = [5, 1, 0, 3, 7, 2];
     for (const kind of ['imap', 'imapUnordered'] as const) {
       const events: Event[] = [];
@@ -45,7 +46,7 @@ describe('emit() and onMessage', () => {
   });
 
   it('every kind of call delivers messages: apply, map, starmap and the *Async forms (an async task emits after an await too)', async () => {
-    await using pool = new Pool(tasks, { processes: 2, ...base });
+    await using pool = new Pool<Tasks>(tasks, { processes: 2, ...base });
     const got: Array<[unknown, number]> = [];
     const onMessage = (value: string, info: { index: number }): void => void got.push([value, info.index]);
     expect(await pool.apply('chatterAsync', ['a'], { onMessage })).toBe('a');
@@ -64,22 +65,23 @@ describe('emit() and onMessage', () => {
   });
 
   it('10,000 messages of one item arrive all, in order, before its result', async () => {
-    await using pool = new Pool(tasks, { processes: 1, ...base });
+    await using pool = new Pool<Tasks>(tasks, { processes: 1, ...base });
     const seen: number[] = [];
-    let resultSeenFirst = false;
-    const result = await pool.apply('chatter', [10_000], {
-      onMessage: (value: { i: number }) => {
-        seen.push(value.i);
-      },
-    });
-    resultSeenFirst = seen.length !== 10_000;
+    let seenAtResult = -1;
+    const result = await pool
+      .apply('chatter', [10_000], {
+        onMessage: (value: { i: number }) => {
+          seen.push(value.i);
+        },
+      })
+      .then((value) => ((seenAtResult = seen.length), value));
     expect(result).toBe(10_000);
-    expect(resultSeenFirst).toBe(false);
+    expect(seenAtResult).toBe(10_000);
     expect(seen).toEqual(Array.from({ length: 10_000 }, (_, i) => i));
   });
 
   it('emit() with no item running (at load time) throws in the child, as does a value that cannot be sent; outside a child it throws too', async () => {
-    await using pool = new Pool(tasks, { processes: 1, ...base });
+    await using pool = new Pool<Tasks>(tasks, { processes: 1, ...base });
     expect(await pool.apply('emitOutside')).toMatch(/emit\(\) was called while no item runs/);
     expect(await pool.apply('emitFunction')).toMatch(/cannot send this value: value\.callback is a function/);
     const { emit, abortSignal, workerId } = await import('procpool/task');
@@ -89,7 +91,7 @@ describe('emit() and onMessage', () => {
   });
 
   it('an onMessage that throws fails its call with that error', async () => {
-    await using pool = new Pool(tasks, { processes: 1, ...base });
+    await using pool = new Pool<Tasks>(tasks, { processes: 1, ...base });
     const boom = new Error('listener failed');
     await expect(
       pool.apply('chatter', [3], {
@@ -104,7 +106,7 @@ describe('emit() and onMessage', () => {
 
 describe('abortSignal() and killGrace', () => {
   it("the call's signal: the call rejects at once, the item sees its signal, and a task that stops on it keeps its child", async () => {
-    await using pool = new Pool(tasks, { processes: 1, killGrace: 30_000, ...base });
+    await using pool = new Pool<Tasks>(tasks, { processes: 1, killGrace: 30_000, ...base });
     const before = await pool.apply('pid');
     const controller = new AbortController();
     const started = deferred();
@@ -120,7 +122,7 @@ describe('abortSignal() and killGrace', () => {
   it('a timeout: TaskTimeoutError at once, the signal aborts with "its timeout passed", the child stays', async () => {
     const dir = tempDir();
     const file = join(dir, 'aborts');
-    await using pool = new Pool(tasks, { processes: 1, killGrace: 30_000, ...base });
+    await using pool = new Pool<Tasks>(tasks, { processes: 1, killGrace: 30_000, ...base });
     const before = await pool.apply('pid');
     await expect(pool.apply('markOnAbort', [file], { timeout: 200 })).rejects.toBeInstanceOf(TaskTimeoutError);
     await until(() => lines(file).length > 0);
@@ -130,7 +132,7 @@ describe('abortSignal() and killGrace', () => {
   });
 
   it('a task that ignores its signal (a synchronous loop) is killed after the grace, never before the call rejects', async () => {
-    await using pool = new Pool(tasks, { processes: 1, killGrace: 300, ...base });
+    await using pool = new Pool<Tasks>(tasks, { processes: 1, killGrace: 300, ...base });
     const before = await pool.apply('pid');
     await expect(pool.apply('spin', [60_000], { timeout: 200 })).rejects.toBeInstanceOf(TaskTimeoutError);
     // Rejected while the child still runs the loop: the kill comes after the grace.
@@ -142,7 +144,7 @@ describe('abortSignal() and killGrace', () => {
   it("the call's first error aborts the signal of its items running on other children", async () => {
     const dir = tempDir();
     const file = join(dir, 'aborts');
-    await using pool = new Pool(tasks, { processes: 2, ...base });
+    await using pool = new Pool<Tasks>(tasks, { processes: 2, ...base });
     const started = deferred();
     const call = pool.starmap('failOrMark', [[file, false], [file, true]], { chunksize: 1, onMessage: () => started.resolve() });
     await expect(call).rejects.toThrow('failed on purpose');
@@ -154,7 +156,7 @@ describe('abortSignal() and killGrace', () => {
   it('terminate() aborts the running item’s signal before the kill', async () => {
     const dir = tempDir();
     const file = join(dir, 'aborts');
-    const pool = new Pool(tasks, { processes: 1, ...base });
+    const pool = new Pool<Tasks>(tasks, { processes: 1, ...base });
     const started = deferred();
     const call = pool.apply('markOnAbort', [file], { onMessage: () => started.resolve() }).catch((error: unknown) => error);
     await started.promise;
@@ -166,7 +168,7 @@ describe('abortSignal() and killGrace', () => {
 
 describe('workerId', () => {
   it('from 1, unique among live children, the same in PROCPOOL_WORKER_ID and stats; a dead child’s replacement takes its id', async () => {
-    await using pool = new Pool(tasks, { processes: 3, ...base });
+    await using pool = new Pool<Tasks>(tasks, { processes: 3, ...base });
     await pool.ready();
     const seen = await pool.map('whoAmI', [1, 2, 3, 4, 5, 6], { chunksize: 1 });
     for (const who of seen) expect(who.env).toBe(String(who.workerId));
@@ -181,7 +183,7 @@ describe('workerId', () => {
   it('unique among live children under recycling (maxTasksPerChild: 1) and elastic growth', async () => {
     // Each child holds a lock file named by its id from its first item to its exit: a second live child with that id fails to take it.
     const dir = tempDir();
-    await using pool = new Pool(tasks, { minProcesses: 1, maxProcesses: 3, maxTasksPerChild: 1, ...base });
+    await using pool = new Pool<Tasks>(tasks, { minProcesses: 1, maxProcesses: 3, maxTasksPerChild: 1, ...base });
     const results = await pool.map('holdId', Array.from({ length: 12 }, () => dir), { chunksize: 1 });
     expect(new Set(results.map((who) => who.pid)).size).toBe(12);
     for (const who of results) expect(who.workerId).toBeGreaterThanOrEqual(1);
@@ -192,7 +194,7 @@ describe('finalizer', () => {
   it('runs once in each child that leaves gracefully: close()+join(), maxTasksPerChild; given by name or as the export itself', async () => {
     const dir = tempDir();
     const file = join(dir, 'final');
-    const pool = new Pool(tasks, { processes: 2, maxTasksPerChild: 2, finalizer: 'writeFinal', finalArgs: [file, 'bye'], initializer: taskFns.setup, ...base });
+    const pool = new Pool<Tasks>(tasks, { processes: 2, maxTasksPerChild: 2, finalizer: 'writeFinal', finalArgs: [file, 'bye'], initializer: taskFns.setup, ...base });
     expect(await pool.map('wasSetUp', [1, 2, 3, 4, 5, 6], { chunksize: 1 })).toEqual([true, true, true, true, true, true]);
     const pids = new Set((await pool.map('pid', [1, 2], { chunksize: 1 })));
     pool.close();
@@ -208,15 +210,15 @@ describe('finalizer', () => {
   it('never runs in a killed child (terminate)', async () => {
     const dir = tempDir();
     const file = join(dir, 'final');
-    const pool = new Pool(tasks, { processes: 2, finalizer: 'writeFinal', finalArgs: [file, 'bye'], ...base });
+    const pool = new Pool<Tasks>(tasks, { processes: 2, finalizer: 'writeFinal', finalArgs: [file, 'bye'], ...base });
     await pool.ready();
     await pool.terminate();
     expect(lines(file)).toEqual([]);
   });
 
   it('one that throws or hangs is reported (stderr, stats.finalizerFailures) and never hangs join()', async () => {
-    for (const finalizer of ['throwFinal', 'hangFinal']) {
-      const pool = new Pool(tasks, { processes: 2, finalizer, finalTimeout: 300, stdio: 'pipe', ...base });
+    for (const finalizer of ['throwFinal', 'hangFinal'] as const) {
+      const pool = new Pool<Tasks>(tasks, { processes: 2, finalizer, finalTimeout: 300, stdio: 'pipe', ...base });
       let stderr = '';
       pool.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       await pool.ready();
@@ -230,7 +232,7 @@ describe('finalizer', () => {
 
 describe('close({ cancel, timeout })', () => {
   it('cancel: calls with items not yet started reject with PoolClosedError; the running item finishes', async () => {
-    await using pool = new Pool(tasks, { processes: 1, ...base });
+    await using pool = new Pool<Tasks>(tasks, { processes: 1, ...base });
     await pool.ready();
     const started = deferred();
     const running = pool.apply('waitForSignal', [300], { onMessage: () => started.resolve() });
@@ -243,7 +245,7 @@ describe('close({ cancel, timeout })', () => {
   });
 
   it('timeout: what still runs after it is terminated, and join() resolves', async () => {
-    const pool = new Pool(tasks, { processes: 1, killGrace: 0, ...base });
+    const pool = new Pool<Tasks>(tasks, { processes: 1, killGrace: 0, ...base });
     const started = deferred();
     const running = pool.apply('spin', [60_000], { onMessage: () => started.resolve() }).catch((error: unknown) => error);
     await started.promise;
@@ -253,7 +255,7 @@ describe('close({ cancel, timeout })', () => {
   });
 
   it('close() without options still lets queued work run; bad options are refused', async () => {
-    const pool = new Pool(tasks, { processes: 1, ...base });
+    const pool = new Pool<Tasks>(tasks, { processes: 1, ...base });
     const queued = pool.map('pid', [1, 2, 3], { chunksize: 1 });
     expect(() => pool.close({ cancel: 'yes' } as never)).toThrow(TypeError);
     expect(() => pool.close({ wait: 1 } as never)).toThrow(/Unknown close\(\) option `wait`/);
@@ -265,7 +267,7 @@ describe('close({ cancel, timeout })', () => {
 
 describe('tasks passed as functions under a test runner', () => {
   it("a test runner's copy of an export with the same name and source text is accepted", async () => {
-    await using pool = new Pool(tasks, { processes: 1, ...base });
+    await using pool = new Pool<Tasks>(tasks, { processes: 1, ...base });
     expect(typeof (await pool.apply(taskFns.pid))).toBe('number');
   });
 });

@@ -4,7 +4,7 @@
  * emit(). Items of a child run one at a time, so "the running item" is a
  * value here, set around each call of the task.
  */
-import { childKey, type ChildGlobal } from '../src/child-global.js';
+import { childKey, type ChildGlobal } from '../src/task-global.js';
 import type { ChildMessage } from '../src/protocol.js';
 import { findUnsendable } from '../src/transfer.js';
 
@@ -48,6 +48,8 @@ const shared: ChildGlobal = {
     const id = running('abortSignal()');
     if (controller === undefined) {
       controller = new AbortController();
+      // Only an item that holds its signal gets the grace: any other is killed at once, as before.
+      post({ type: 'procpool:listening', id, index });
       if (stopped?.id === id) controller.abort(stopped.reason);
     }
     return controller.signal;

@@ -157,7 +157,7 @@ export class Child implements EntryOwner {
     if (this.#state === 'exited') return;
     this.#requested = true;
     const running = this.#line.filter((entry) => entry.phase === 'started');
-    if (this.#killGrace === 0 || running.length === 0 || this.#terminating) return this.#killFor({ kind: 'terminate' });
+    if (!running.some((entry) => this.#graced(entry)) || this.#terminating) return this.#killFor({ kind: 'terminate' });
     this.#terminating = true;
     this.#enter('stopping');
     for (const entry of running) this.#signal(entry, 'terminate');
@@ -184,6 +184,11 @@ export class Child implements EntryOwner {
     else this.skipEntry(entry);
   }
 
+  /** Whether stopping `entry` waits killGrace: its running item holds its AbortSignal (items before it were reported). */
+  #graced(entry: Entry): boolean {
+    return this.#killGrace > 0 && entry.listening >= entry.values.length;
+  }
+
   /** Asks the child to abort the running item's signal and end chunk `entry` after it (once). */
   #signal(entry: Entry, why: AbortMessage['why']): void {
     if (entry.signalled) return;
@@ -198,7 +203,7 @@ export class Child implements EntryOwner {
    */
   #cancel(reason: Extract<KillReason, { kind: 'timeout' | 'abort' }>): void {
     const { entry } = reason;
-    if (this.#killGrace === 0) return this.#killFor(reason);
+    if (!this.#graced(entry)) return this.#killFor(reason);
     if (entry.signalled && entry.ended) return;
     this.#signal(entry, reason.kind === 'timeout' ? 'timeout' : 'signal');
     if (reason.kind === 'timeout') entry.finish({ kind: 'lost', report: entry.report, error: new TaskTimeoutError(reason.timeout), uncertain: false });
@@ -257,6 +262,11 @@ export class Child implements EntryOwner {
         // Dropped once the chunk's attempt ended: its caller no longer listens.
         const entry = this.#entry(message.id);
         if (entry !== undefined && !entry.ended) entry.job.onMessage?.(message.index, message.value, this.workerId);
+        return;
+      }
+      case 'procpool:listening': {
+        const entry = this.#entry(message.id);
+        if (entry !== undefined) entry.listening = message.index;
         return;
       }
       case 'procpool:final-error':

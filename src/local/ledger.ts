@@ -30,6 +30,8 @@ export class Entry implements Attempt {
   abortAsked: { reason: unknown } | undefined;
   /** The child was asked to abort the running item's signal (procpool/task). */
   signalled = false;
+  /** The latest item of the chunk that asked for its AbortSignal (-1: none). */
+  listening = -1;
   /** The per-item timer, and a count that makes a stale expiry harmless. */
   timer: NodeJS.Timeout | undefined;
   armed = 0;
