@@ -138,7 +138,7 @@ export interface CallOptions {
    * Receives what the running items `emit()` (procpool/task), each item's
    * messages in order and before its result. Annotate `value` to type it.
    */
-  onMessage?(value: never, info: MessageInfo): void;
+  onMessage?(value: unknown, info: MessageInfo): void;
   /**
    * Re-runs an item whose child died up to this many times (idempotent tasks only).
    * @default the pool's `retries`
