@@ -1,5 +1,5 @@
 /** Options of `pool.close()`, and their validation. */
-import { maxTimerMs } from './options.js';
+import { maxTimerMs } from './expected.js';
 
 /** Options of `pool.close(options)`. */
 export interface CloseOptions {

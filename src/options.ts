@@ -5,8 +5,11 @@
 import { availableParallelism } from 'node:os';
 import type { Progress } from './progress.js';
 import type { TaskName, UntypedModule } from './types.js';
-import { checkSendable } from './sendable.js';
 import { entryFlag, inheritedFlags } from './node-flags.js';
+import { checkArgs, checkGrace, exportName } from './task-options.js';
+import { expected, maxTimerMs } from './expected.js';
+
+export { expected, maxTimerMs };
 
 /** An export name of `M`; a conditional type, so that `new Pool(url, options)` never infers `M` from it. */
 export type InitializerName<M> = M extends unknown ? TaskName<M> : never;
@@ -194,28 +197,6 @@ export interface ResolvedPoolOptions {
   readonly stdio: 'inherit' | 'pipe';
 }
 
-function show(value: unknown): string {
-  let text: string;
-  if (typeof value === 'string') text = JSON.stringify(value);
-  else if (typeof value === 'function') text = `[Function ${value.name || 'anonymous'}]`;
-  else if (typeof value === 'bigint') text = `${value}n`;
-  else if (typeof value === 'symbol' || value === undefined || (typeof value === 'number' && !Number.isFinite(value))) text = String(value);
-  else {
-    try {
-      text = JSON.stringify(value) ?? String(value);
-    } catch {
-      text = Object.prototype.toString.call(value);
-    }
-  }
-  const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
-  return `\`${text.length > 60 ? `${text.slice(0, 57)}...` : text}\` (${type})`;
-}
-
-/** The one message shape of every validation error. */
-function expected(name: string, what: string, value: unknown): string {
-  return `Expected \`${name}\` to be ${what}, got ${show(value)}`;
-}
-
 /** An integer from `min` up, or Infinity when `infinite` allows it. */
 export function checkCount(name: string, value: unknown, min: number, infinite = false): number {
   const what = `an integer from ${min} and up${infinite ? ' (or Infinity)' : ''}`;
@@ -225,8 +206,6 @@ export function checkCount(name: string, value: unknown, min: number, infinite =
   return value;
 }
 
-/** Longest delay a Node timer takes (2^31 - 1 ms); a longer one fires at once. */
-export const maxTimerMs = 2_147_483_647;
 
 export function checkPositive(name: string, value: unknown): number {
   const what = `a positive number of milliseconds up to ${maxTimerMs}`;
@@ -304,33 +283,6 @@ export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
     cwd,
     stdio,
   });
-}
-
-/** The export name of an initializer/finalizer given by name or as the function (its source text kept in `sources`). */
-function exportName(name: 'initializer' | 'finalizer', value: unknown, sources: { initializer?: string; finalizer?: string }): string | undefined {
-  if (value === undefined) return undefined;
-  const what = 'the name of an exported function, or the function itself';
-  if (typeof value === 'function') {
-    if (value.name === '') throw new RangeError(expected(name, `${what} (a named one)`, value));
-    sources[name] = Function.prototype.toString.call(value);
-    return value.name;
-  }
-  if (typeof value !== 'string') throw new TypeError(expected(name, what, value));
-  if (value === '') throw new RangeError(expected(name, what, value));
-  return value;
-}
-
-function checkArgs(name: string, args: unknown): void {
-  if (!Array.isArray(args)) throw new TypeError(expected(name, 'an array', args));
-  const unsendable = checkSendable(args, name);
-  if (unsendable !== undefined) throw new TypeError(`Expected \`${name}\` to be values that can be sent to a child, but ${unsendable.path} is ${unsendable.detail}`);
-}
-
-function checkGrace(value: unknown): number {
-  const what = `a number of milliseconds from 0 up to ${maxTimerMs}`;
-  if (typeof value !== 'number') throw new TypeError(expected('killGrace', what, value));
-  if (!(value >= 0) || value > maxTimerMs) throw new RangeError(expected('killGrace', what, value));
-  return value;
 }
 
 /** A fixed size (`processes`) or an elastic one (`minProcesses` … `maxProcesses`). */
