@@ -267,10 +267,11 @@ export class Pool<M = UntypedModule> {
   terminate(): Promise<void> {
     if (this.#state === 'terminated') return this.#finished!;
     this.#state = 'terminated';
-    // The children first: a running item's signal says the pool was terminated, not that its call failed.
-    this.#finished = this.#backend.kill();
+    // Told first: the running items' signals then say the pool was terminated, not that their calls failed.
+    this.#backend.terminating?.();
     this.#registry.failAll(new PoolClosedError('The pool was terminated before this work finished'));
     this.#scheduler.drain();
+    this.#finished = this.#backend.kill();
     return this.#finished;
   }
 

@@ -23,7 +23,7 @@ function reasonFor(why: AbortWhy): Error {
   const text = {
     timeout: 'its timeout passed',
     signal: "its call's signal was aborted",
-    failed: 'its call failed on another item',
+    failed: 'its call no longer needs it (the call failed on another item, or its caller left an imap loop)',
     terminate: 'the pool was terminated',
   }[why];
   const error = new Error(`procpool: this item was cancelled: ${text}`);

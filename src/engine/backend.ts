@@ -56,6 +56,12 @@ export interface Attempt {
   readonly end: Promise<AttemptEnd>;
   /** Skips the chunk if it has not started; a started chunk runs on. */
   skip(): void;
+  /**
+   * Nothing of the chunk is wanted any more (its call failed, or was left):
+   * skipped if not started, else its running item's AbortSignal aborts and
+   * no further item starts. Absent: `skip()` is all the runner can do.
+   */
+  cancel?(): void;
   /** Stops the chunk even while it runs (a local child is killed and replaced). */
   abort(reason: unknown): void;
   /** Whether the runner said the chunk started; undefined: not known here (counted as started). */
@@ -100,6 +106,8 @@ export interface PoolBackend extends Backend {
   readonly busy: number;
   /** Runners replaced (local), or chunks run again after their runner was lost (cluster). */
   readonly restarts: number;
+  /** terminate() comes next: calls are about to fail for it (a running item's signal says so). */
+  terminating?(): void;
   /** Whether items' `emit()` reaches the caller's `onMessage` (absent: not supported, and a call with it is refused). */
   readonly messages?: boolean;
   /** Finalizers that failed (local children; absent: none run). */

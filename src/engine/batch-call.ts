@@ -10,7 +10,7 @@ import type { ResolvedCallOptions } from '../options.js';
 import type { Counters } from '../stats.js';
 import type { Attempt, Report } from './backend.js';
 import { countReport, failureError, firstFailure } from './outcome.js';
-import { deliver } from './messages.js';
+import { deliver, dropAttempt } from './messages.js';
 import type { OpenCall, Registry } from './registry.js';
 import type { ChunkOwner, Scheduler } from './scheduler.js';
 import { findUnsendable } from '../transfer.js';
@@ -139,16 +139,19 @@ export class BatchCall implements ChunkOwner, OpenCall {
     if (this.#remaining === 0) this.#settle(true, this.#single ? this.#results[0] : this.#results);
   }
 
-  /** Fails the call; its chunks not yet started are skipped. */
+  /** Fails the call; its chunks not yet started are skipped, its running items' signals abort. */
   fail(error: unknown): void {
     if (!this.#settle(false, error)) return;
-    this.#attempt?.skip();
-    for (const attempt of this.#attempts) attempt.skip();
+    if (this.#attempt !== undefined) dropAttempt(this.#attempt);
+    for (const attempt of this.#attempts) dropAttempt(attempt);
   }
 
   cancelPending(error: unknown): void {
     const waiting = this.#context.scheduler.hasQueued(this) || this.#attempt?.started === false || [...this.#attempts].some((attempt) => attempt.started === false);
-    if (waiting) this.fail(error);
+    // Running items finish (their results are dropped): only what has not started is skipped.
+    if (!waiting || !this.#settle(false, error)) return;
+    this.#attempt?.skip();
+    for (const attempt of this.#attempts) attempt.skip();
   }
 
   /** The caller's signal: running chunks are stopped too. */

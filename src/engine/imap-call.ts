@@ -23,7 +23,7 @@ import { AdaptiveChunksize } from './chunk-size.js';
 import { closeQuietly, isThenable, iterate } from './input.js';
 import { Results, type Part, type Sent } from './imap-results.js';
 import { countReport, failureError } from './outcome.js';
-import { deliver } from './messages.js';
+import { deliver, dropAttempt } from './messages.js';
 import type { ChunkOwner } from './scheduler.js';
 
 /** How an imap call reads and yields. */
@@ -342,7 +342,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     this.#unfollow();
     this.#context.scheduler.forget(this);
     this.#progress?.finish();
-    for (const attempt of this.#attempts) attempt.skip();
+    for (const attempt of this.#attempts) dropAttempt(attempt);
     this.#poke();
     if (!this.#exhausted) void closeQuietly(this.#source!);
     return error;

@@ -162,7 +162,7 @@ export class ChildSet implements Backend {
     if (child === undefined) {
       // No child can take it (capacity is kept exact, so this is a safety
       // net): it never started; ended after a turn, so it cannot spin.
-      const entry = new Entry({ skipEntry: () => undefined, abortEntry: () => undefined }, job);
+      const entry = new Entry({ skipEntry: () => undefined, abortEntry: () => undefined, cancelEntry: () => undefined }, job);
       setImmediate(() => entry.finish({ kind: 'ran', report: { values: [], failures: [] }, ms: 0 }));
       return entry;
     }
@@ -180,6 +180,10 @@ export class ChildSet implements Backend {
     this.#starts.reject(new PoolClosedError('The pool was closed before its children were ready'));
     for (const child of this.#live) child.stop();
     return this.#gone();
+  }
+
+  terminating(): void {
+    for (const child of this.#live) child.terminating = true;
   }
 
   kill(): Promise<void> {

@@ -59,6 +59,8 @@ export class Child implements EntryOwner {
   #terminating = false;
   /** The finalizer said it failed. */
   finalFailed = false;
+  /** The pool is being terminated: a call that fails now fails for that. */
+  terminating = false;
   /** Items handed to this child so far (maxTasksPerChild). */
   assigned = 0;
   /** Items this child has finished. */
@@ -164,9 +166,14 @@ export class Child implements EntryOwner {
     setTimeout(() => this.#killFor({ kind: 'terminate' }), this.#killGrace).unref();
   }
 
+  /** Nothing of `entry` is wanted: a started chunk's running item is told, and no further item of it starts. */
+  cancelEntry(entry: Entry): void {
+    if (entry.phase === 'started') this.#signal(entry, this.terminating ? 'terminate' : 'failed');
+    else this.skipEntry(entry);
+  }
+
   skipEntry(entry: Entry): void {
-    // A started chunk runs on, but its running item's signal aborts and the rest of it does not start.
-    if (entry.phase === 'started') return this.#signal(entry, 'failed');
+    if (entry.phase === 'started') return;
     if (entry.phase === 'outbox') {
       // Never sent: never send it.
       this.#outbox = this.#outbox.filter((message) => message.id !== entry.id);
@@ -206,7 +213,9 @@ export class Child implements EntryOwner {
     if (!this.#graced(entry)) return this.#killFor(reason);
     if (entry.signalled && entry.ended) return;
     this.#signal(entry, reason.kind === 'timeout' ? 'timeout' : 'signal');
-    if (reason.kind === 'timeout') entry.finish({ kind: 'lost', report: entry.report, error: new TaskTimeoutError(reason.timeout), uncertain: false });
+    // Charged as the kill would charge it: with two or more items unreported, which one ran is unknown (an exact re-run tells).
+    const uncertain = !entry.job.exact && entry.job.args.length - entry.values.length >= 2;
+    if (reason.kind === 'timeout') entry.finish({ kind: 'lost', report: entry.report, error: new TaskTimeoutError(reason.timeout), uncertain });
     else entry.finish({ kind: 'aborted' });
     setTimeout(() => {
       if (this.#line.includes(entry)) this.#killFor(reason);

@@ -11,6 +11,7 @@ export type EntryPhase = 'outbox' | 'sent' | 'started';
 export interface EntryOwner {
   skipEntry(entry: Entry): void;
   abortEntry(entry: Entry, reason: unknown): void;
+  cancelEntry(entry: Entry): void;
 }
 
 let nextId = 1;
@@ -55,6 +56,10 @@ export class Entry implements Attempt {
 
   skip(): void {
     if (!this.#ended) this.#owner.skipEntry(this);
+  }
+
+  cancel(): void {
+    if (!this.#ended) this.#owner.cancelEntry(this);
   }
 
   abort(reason: unknown): void {
