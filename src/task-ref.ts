@@ -95,7 +95,14 @@ export class TaskResolver {
     if (isMainModule(this.#url)) {
       const exports = await this.#exports();
       if (task.name !== '' && exports.includes(task.name) && writtenIn(task as (...args: never[]) => unknown, this.#url)) return task.name;
-      if (task.name !== '' && exports.includes(task.name)) throw copyOfExport(task.name, this.#url);
+      if (task.name !== '' && exports.includes(task.name)) {
+        throw new PoolError(
+          `Function ${task.name} is passed from the main module ${this.#url}, which is not imported again to check it, ` +
+            `and its source text is not in that file as written (a TypeScript main module is compiled on the way). ` +
+            `Pass the task by its export name instead: "${task.name}"`,
+          'PROCPOOL_UNKNOWN_TASK',
+        );
+      }
       throw unknownTask(`Function ${task.name || '(anonymous)'}`, this.#url, exports);
     }
     this.#names ??= this.#importNames();

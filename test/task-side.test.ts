@@ -153,6 +153,20 @@ describe('abortSignal() and killGrace', () => {
     expect(pool.stats.restarts).toBe(0);
   });
 
+  it('leaving an imap loop early aborts the signal of its items still running', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'aborts');
+    await using pool = new Pool<Tasks>(tasks, { processes: 2, ...base });
+    const started = deferred();
+    const iterator = pool.imap('quickOrMark', [{ file, mark: false }, { file, mark: true }], { chunksize: 1, onMessage: () => started.resolve() });
+    expect((await iterator.next()).value).toBe('quick');
+    await started.promise;
+    await iterator.return!();
+    await until(() => lines(file).length > 0);
+    expect(lines(file)[0]).toMatch(/^procpool: this item was cancelled: its call no longer needs it .* \d+$/);
+    expect(pool.stats.restarts).toBe(0);
+  });
+
   it('terminate() aborts the running item’s signal before the kill', async () => {
     const dir = tempDir();
     const file = join(dir, 'aborts');
