@@ -183,7 +183,7 @@ export class ChildSet implements Backend {
   }
 
   terminating(): void {
-    for (const child of this.#live) child.terminating = true;
+    for (const child of this.#live) child.poolTerminating = true;
   }
 
   kill(): Promise<void> {

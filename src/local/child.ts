@@ -55,12 +55,12 @@ export class Child implements EntryOwner {
   #fatal: unknown = undefined;
   #demand = false;
   #refed: boolean | undefined;
-  /** terminate() waits for the started chunks to end on their aborted signals (within killGrace). */
-  #terminating = false;
+  /** terminate() waits for the running item to end on its aborted signal (within killGrace), then kills. */
+  #killWhenItemEnds = false;
   /** The finalizer said it failed. */
   finalFailed = false;
-  /** The pool is being terminated: a call that fails now fails for that. */
-  terminating = false;
+  /** The pool is being terminated: a call that fails now fails for that (its items' signals say so). */
+  poolTerminating = false;
   /** Items handed to this child so far (maxTasksPerChild). */
   assigned = 0;
   /** Items this child has finished. */
@@ -159,8 +159,8 @@ export class Child implements EntryOwner {
     if (this.#state === 'exited') return;
     this.#requested = true;
     const running = this.#line.filter((entry) => entry.phase === 'started');
-    if (!running.some((entry) => this.#graced(entry)) || this.#terminating) return this.#killFor({ kind: 'terminate' });
-    this.#terminating = true;
+    if (!running.some((entry) => this.#graced(entry)) || this.#killWhenItemEnds) return this.#killFor({ kind: 'terminate' });
+    this.#killWhenItemEnds = true;
     this.#enter('stopping');
     for (const entry of running) this.#signal(entry, 'terminate');
     setTimeout(() => this.#killFor({ kind: 'terminate' }), this.#killGrace).unref();
@@ -168,7 +168,7 @@ export class Child implements EntryOwner {
 
   /** Nothing of `entry` is wanted: a started chunk's running item is told, and no further item of it starts. */
   cancelEntry(entry: Entry): void {
-    if (entry.phase === 'started') this.#signal(entry, this.terminating ? 'terminate' : 'failed');
+    if (entry.phase === 'started') this.#signal(entry, this.poolTerminating ? 'terminate' : 'failed');
     else this.skipEntry(entry);
   }
 
@@ -347,7 +347,7 @@ export class Child implements EntryOwner {
     if (end.kind === 'ran') this.assigned -= entry.job.args.length - end.report.values.length;
     entry.finish(end);
     if (this.#state === 'exited') return;
-    if (this.#terminating && !this.#line.some((other) => other.phase === 'started')) return this.#killFor({ kind: 'terminate' });
+    if (this.#killWhenItemEnds && !this.#line.some((other) => other.phase === 'started')) return this.#killFor({ kind: 'terminate' });
     this.#updateRef();
     this.#leaveIfIdle();
     this.#events.settled(this, ran);
