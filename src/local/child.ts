@@ -13,8 +13,8 @@
 import type { AttemptEnd, ChunkJob } from '../engine/backend.js';
 import { deserializeThrown } from '../error-codec.js';
 import type { ResolvedPoolOptions } from '../options.js';
-import { isChildMessage, type AbortMessage, type ChildMessage, type RunMessage } from '../protocol.js';
-import { TaskTimeoutError } from '../errors.js';
+import { isChildMessage, type ChildMessage, type RunMessage } from '../protocol.js';
+import { Grace } from './grace.js';
 import { checkSendable } from '../sendable.js';
 import { endAtExit, exitReason, type ChildExit, type ChildState, type KillReason } from './exit.js';
 import { Entry, type EntryOwner } from './ledger.js';
@@ -43,7 +43,7 @@ export class Child implements EntryOwner {
   /** procpool/task's workerId: from 1, unique among live children. */
   readonly workerId: number;
   readonly #port: ChildPort;
-  readonly #killGrace: number;
+  readonly #grace: Grace;
   readonly #finalTimeout: number;
   readonly #events: ChildEvents;
   readonly #line: Entry[] = [];
@@ -73,7 +73,11 @@ export class Child implements EntryOwner {
     this.#events = events;
     this.slot = slot;
     this.workerId = init.workerId;
-    this.#killGrace = init.killGrace;
+    this.#grace = new Grace(init.killGrace, {
+      send: (message) => void this.#port.send(message),
+      kill: (reason) => this.#killFor(reason),
+      holds: (entry) => this.#line.includes(entry),
+    });
     this.#finalTimeout = init.finalizer === undefined ? 0 : init.finalTimeout;
     port.onMessage((message) => {
       if (isChildMessage(message)) this.#receive(message);
@@ -159,16 +163,16 @@ export class Child implements EntryOwner {
     if (this.#state === 'exited') return;
     this.#requested = true;
     const running = this.#line.filter((entry) => entry.phase === 'started');
-    if (!running.some((entry) => this.#graced(entry)) || this.#killWhenItemEnds) return this.#killFor({ kind: 'terminate' });
+    if (!running.some((entry) => this.#grace.applies(entry)) || this.#killWhenItemEnds) return this.#killFor({ kind: 'terminate' });
     this.#killWhenItemEnds = true;
     this.#enter('stopping');
-    for (const entry of running) this.#signal(entry, 'terminate');
-    setTimeout(() => this.#killFor({ kind: 'terminate' }), this.#killGrace).unref();
+    for (const entry of running) this.#grace.signal(entry, 'terminate');
+    setTimeout(() => this.#killFor({ kind: 'terminate' }), this.#grace.ms).unref();
   }
 
   /** Nothing of `entry` is wanted: a started chunk's running item is told, and no further item of it starts. */
   cancelEntry(entry: Entry): void {
-    if (entry.phase === 'started') this.#signal(entry, this.poolTerminating ? 'terminate' : 'failed');
+    if (entry.phase === 'started') this.#grace.signal(entry, this.poolTerminating ? 'terminate' : 'failed');
     else this.skipEntry(entry);
   }
 
@@ -187,39 +191,8 @@ export class Child implements EntryOwner {
 
   abortEntry(entry: Entry, reason: unknown): void {
     entry.abortAsked ??= { reason };
-    if (entry.phase === 'started') this.#cancel({ kind: 'abort', entry });
+    if (entry.phase === 'started') this.#grace.stop({ kind: 'abort', entry });
     else this.skipEntry(entry);
-  }
-
-  /** Whether stopping `entry` waits killGrace: its running item holds its AbortSignal (items before it were reported). */
-  #graced(entry: Entry): boolean {
-    return this.#killGrace > 0 && entry.listening >= entry.values.length;
-  }
-
-  /** Asks the child to abort the running item's signal and end chunk `entry` after it (once). */
-  #signal(entry: Entry, why: AbortMessage['why']): void {
-    if (entry.signalled) return;
-    entry.signalled = true;
-    this.#port.send({ type: 'procpool:abort', id: entry.id, why });
-  }
-
-  /**
-   * Stops a started chunk for its timeout or its caller's abort: its signal
-   * aborts in the child, which is killed only if the chunk has not ended
-   * `killGrace` ms later. A timeout is charged now: the call never waits for the grace.
-   */
-  #cancel(reason: Extract<KillReason, { kind: 'timeout' | 'abort' }>): void {
-    const { entry } = reason;
-    if (!this.#graced(entry)) return this.#killFor(reason);
-    if (entry.signalled && entry.ended) return;
-    this.#signal(entry, reason.kind === 'timeout' ? 'timeout' : 'signal');
-    // Charged as the kill would charge it: with two or more items unreported, which one ran is unknown (an exact re-run tells).
-    const uncertain = !entry.job.exact && entry.job.args.length - entry.values.length >= 2;
-    if (reason.kind === 'timeout') entry.finish({ kind: 'lost', report: entry.report, error: new TaskTimeoutError(reason.timeout), uncertain });
-    else entry.finish({ kind: 'aborted' });
-    setTimeout(() => {
-      if (this.#line.includes(entry)) this.#killFor(reason);
-    }, this.#killGrace).unref();
   }
 
   #killFor(reason: KillReason): void {
@@ -322,7 +295,7 @@ export class Child implements EntryOwner {
   #started(entry: Entry | undefined): void {
     if (entry === undefined || entry.phase === 'started') return;
     entry.phase = 'started';
-    if (entry.abortAsked !== undefined) return this.#cancel({ kind: 'abort', entry });
+    if (entry.abortAsked !== undefined) return this.#grace.stop({ kind: 'abort', entry });
     this.#arm(entry);
   }
 
@@ -336,7 +309,7 @@ export class Child implements EntryOwner {
       // Timers run before pending IPC is read: a report may be waiting in the
       // pipe. Read it first (poll phase), then judge.
       setImmediate(() => {
-        if (entry.armed === armed && !entry.ended) this.#cancel({ kind: 'timeout', entry, timeout });
+        if (entry.armed === armed && !entry.ended) this.#grace.stop({ kind: 'timeout', entry, timeout });
       });
     }, timeout);
   }
