@@ -145,8 +145,8 @@ describe('abortSignal() and killGrace', () => {
     const dir = tempDir();
     const file = join(dir, 'aborts');
     await using pool = new Pool<Tasks>(tasks, { processes: 2, ...base });
-    const started = deferred();
-    const call = pool.starmap('failOrMark', [[file, false], [file, true]], { chunksize: 1, onMessage: () => started.resolve() });
+    await pool.ready();
+    const call = pool.starmap('failOrMark', [[file, false], [file, true]], { chunksize: 1 });
     await expect(call).rejects.toThrow('failed on purpose');
     await until(() => lines(file).length > 0);
     expect(lines(file)[0]).toMatch(/^procpool: this item was cancelled: its call no longer needs it \(the call failed on another item, or its caller left an imap loop\) \d+$/);
