@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Pool, PoolClosedError, TaskTimeoutError } from 'procpool';
+import { Pool, PoolClosedError, TaskTimeoutError, sharedPool } from 'procpool';
 import * as taskFns from './fixtures/task-side-tasks.mjs';
 import { base, deferred, fixture, tempDir, until } from './fixtures/api-helpers.js';
 
@@ -228,6 +228,15 @@ describe('finalizer', () => {
     const pid = await pool.apply('pid');
     await until(() => lines(file).length > 0);
     expect(lines(file)).toEqual([`idle ${pid}`]);
+  });
+
+  it('sharedPool tells pools apart by finalArgs too (any value that crosses, a BigInt included)', async () => {
+    const one = sharedPool<Tasks>(tasks, { ...base, processes: 1, finalizer: 'writeFinal', finalArgs: [1n, 'a'] });
+    const same = sharedPool<Tasks>(tasks, { ...base, processes: 1, finalizer: 'writeFinal', finalArgs: [1n, 'a'] });
+    const other = sharedPool<Tasks>(tasks, { ...base, processes: 1, finalizer: 'writeFinal', finalArgs: [2n, 'a'] });
+    expect(same).toBe(one);
+    expect(other).not.toBe(one);
+    await Promise.all([one.terminate(), other.terminate()]);
   });
 
   it('never runs in a killed child (terminate)', async () => {
