@@ -253,7 +253,8 @@ export class Pool<M = UntypedModule> {
     this.#finished = finished;
     if (timeout !== undefined) {
       const timer = setTimeout(() => void this.terminate(), timeout);
-      void finished.finally(() => clearTimeout(timer));
+      const clear = (): void => clearTimeout(timer);
+      finished.then(clear, clear);
     }
   }
 
