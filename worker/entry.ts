@@ -15,13 +15,12 @@ import { boot } from './boot.js';
 import { locateSyntaxError } from './syntax-error.js';
 import { chunkStopped, enterItem, installTaskContext, leaveItem, stopChunk } from './task-context.js';
 import { finalize, type Final } from './final.js';
+import { collectTasks, exported, type TaskFn } from './exports.js';
 
 // Loaded when first needed, off every child's start-up path.
 type ErrorCodec = typeof import('../src/error-codec.js');
 let codec: ErrorCodec | undefined;
 const codecLoading = (): Promise<ErrorCodec> => import('../src/error-codec.js').then((loaded) => (codec = loaded));
-
-type TaskFn = (...args: unknown[]) => unknown;
 
 /** Outcomes are reported at least this often while a chunk runs (and always when it ends). */
 const reportEveryMs = 4;
@@ -120,17 +119,6 @@ async function die(type: 'procpool:init-error' | 'procpool:fatal', error: unknow
   }
 }
 
-function collectTasks(mod: Record<string, unknown>): Map<string, TaskFn> {
-  const found = new Map<string, TaskFn>();
-  // A CommonJS module arrives as `default`; its properties are its exports.
-  const commonjs = mod.default;
-  if (typeof commonjs === 'object' && commonjs !== null) {
-    for (const [name, value] of Object.entries(commonjs)) if (typeof value === 'function') found.set(name, value as TaskFn);
-  }
-  for (const [name, value] of Object.entries(mod)) if (typeof value === 'function') found.set(name, value as TaskFn);
-  return found;
-}
-
 async function init(message: InitMessage): Promise<void> {
   try {
     const loading = (message.module === preloaded?.url ? preloaded.loading : import(message.module)).catch((error: unknown) => {
@@ -152,19 +140,6 @@ async function init(message: InitMessage): Promise<void> {
   } catch (error) {
     void die('procpool:init-error', error, 1);
   }
-}
-
-/** The export `name` — the very function passed, when the parent sent its source text. */
-function exported(loaded: Map<string, TaskFn>, what: string, name: string, source: string | undefined, module: string): TaskFn {
-  const fn = loaded.get(name);
-  if (fn === undefined) {
-    const names = [...loaded.keys()].join(', ') || 'none';
-    throw new Error(`${what} "${name}" is not an exported function of ${module} (exports: ${names})`);
-  }
-  if (source !== undefined && Function.prototype.toString.call(fn) !== source) {
-    throw new Error(`${what} function ${name} is not the function ${module} exports as "${name}", though it has its name: pass the export itself, or its name`);
-  }
-  return fn;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
