@@ -90,6 +90,12 @@ describe('emit() and onMessage', () => {
     expect(workerId).toBe(0);
   });
 
+  it('emit() in the initializer throws there: the pool cannot start, and says why', async () => {
+    const pool = new Pool<Tasks>(tasks, { processes: 1, initializer: 'emitInInit', ...base });
+    await expect(pool.ready()).rejects.toThrow(/emit\(\) was called while no item runs/);
+    await pool.terminate();
+  });
+
   it('an onMessage that throws fails its call with that error', async () => {
     await using pool = new Pool<Tasks>(tasks, { processes: 1, ...base });
     const boom = new Error('listener failed');
