@@ -65,12 +65,12 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
 
   constructor(settings: ClusterSettings) {
     this.#settings = settings;
-    this.#keys = new QueueKeys(settings.identity.queue);
+    this.#keys = new QueueKeys(settings.identity);
     this.#redis = connectRedis(settings.redis, 'procpool-caller', commandTimeoutMs);
     this.#blocking = connectRedis(settings.redis, 'procpool-caller-results', commandTimeoutMs);
     this.#queue = openQueue(this.#redis, settings.identity.queue);
     this.#reader = new ResultReader(this.#blocking, this.#keys.results(this.#caller), (result) => this.#onResult(result));
-    this.#watch = new ClusterWatch(this.#redis, this.#queue, this.#keys, this.#caller, { ...settings, queue: settings.identity.queue }, this);
+    this.#watch = new ClusterWatch(this.#redis, this.#queue, this.#keys, this.#caller, { ...settings, queue: settings.identity.queue, module: settings.identity.hash }, this);
   }
 
   get #workers(): readonly Announcement[] {
