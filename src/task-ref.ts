@@ -6,6 +6,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PoolError } from './errors.js';
+import { isMainModule, writtenIn } from './one-file.js';
 
 /** The `file:` URL of a task module given as a path, a `file:` URL string or a URL. */
 export function moduleUrl(module: unknown): string {
@@ -39,6 +40,7 @@ function copyOfExport(name: string, url: string): PoolError {
     `Function ${name} is not the function ${url} exports as "${name}", though it has its name. ` +
       `Either it comes from another module, or this process loaded the module a second time — ` +
       `a test runner's own module loader (vitest, jest) does, and so do two paths to one file. ` +
+      `Its source text differs from the export's too, so it cannot be taken for it. ` +
       `Pass the task by its export name instead: "${name}"`,
     'PROCPOOL_UNKNOWN_TASK',
   );
@@ -48,7 +50,7 @@ function copyOfExport(name: string, url: string): PoolError {
 export class TaskResolver {
   readonly #url: string;
   readonly #exports: () => Promise<string[]>;
-  #names: Promise<Map<unknown, string>> | undefined;
+  #names: Promise<{ byFunction: Map<unknown, string>; byName: Map<string, unknown> }> | undefined;
   #known: Set<string> | undefined;
 
   /** `exports()` asks for the names (a pool with no child starts one); `learned` resolves once they are known anyway. */
@@ -88,15 +90,36 @@ export class TaskResolver {
     if (typeof task !== 'function') {
       throw new TypeError(`Expected \`task\` to be an export name or an exported function, got \`${String(task)}\` (${task === null ? 'null' : typeof task})`);
     }
+    // The main module (a one-file program) is not imported again: that import
+    // would wait on its own top-level await. Its function is matched by name and source text.
+    if (isMainModule(this.#url)) {
+      const exports = await this.#exports();
+      if (task.name !== '' && exports.includes(task.name) && writtenIn(task as (...args: never[]) => unknown, this.#url)) return task.name;
+      if (task.name !== '' && exports.includes(task.name)) {
+        throw new PoolError(
+          `Function ${task.name} is passed from the main module ${this.#url}, which is not imported again to check it, ` +
+            `and its source text is not in that file as written (a TypeScript main module is compiled on the way). ` +
+            `Pass the task by its export name instead: "${task.name}"`,
+          'PROCPOOL_UNKNOWN_TASK',
+        );
+      }
+      throw unknownTask(`Function ${task.name || '(anonymous)'}`, this.#url, exports);
+    }
     this.#names ??= this.#importNames();
-    const name = (await this.#names).get(task);
+    const { byFunction, byName } = await this.#names;
+    const name = byFunction.get(task);
     if (name !== undefined) return name;
     const exports = await this.#exports();
-    if (task.name !== '' && exports.includes(task.name)) throw copyOfExport(task.name, this.#url);
+    if (task.name !== '' && exports.includes(task.name)) {
+      // A second copy of the export (a test runner's own loader): the same name and the same source text.
+      const original = byName.get(task.name);
+      if (typeof original === 'function' && Function.prototype.toString.call(original) === Function.prototype.toString.call(task)) return task.name;
+      throw copyOfExport(task.name, this.#url);
+    }
     throw unknownTask(`Function ${task.name || '(anonymous)'}`, this.#url, exports);
   }
 
-  async #importNames(): Promise<Map<unknown, string>> {
+  async #importNames(): Promise<{ byFunction: Map<unknown, string>; byName: Map<string, unknown> }> {
     const names = new Map<unknown, string>();
     let mod: Record<string, unknown>;
     try {
@@ -111,6 +134,8 @@ export class TaskResolver {
     const commonjs = mod.default;
     if (typeof commonjs === 'object' && commonjs !== null) for (const [key, value] of Object.entries(commonjs)) names.set(value, key);
     for (const [key, value] of Object.entries(mod)) if (typeof value === 'function' && !names.has(value)) names.set(value, key);
-    return names;
+    const byName = new Map<string, unknown>();
+    for (const [value, key] of names) byName.set(key, value);
+    return { byFunction: names, byName };
   }
 }
