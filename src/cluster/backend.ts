@@ -58,6 +58,8 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
   #state: State = 'running';
   #waiting = 0;
   #reruns = 0;
+  /** The last job id's sequence number. */
+  #sequence = 0;
   #closed: Promise<void> | undefined;
   readonly stdout = undefined;
   readonly stderr = undefined;
@@ -177,18 +179,26 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
     this.#attempts.add(attempt);
     void attempt.end.then(() => {
       this.#attempts.delete(attempt);
-      if (attempt.jobId !== undefined) this.#byJob.delete(attempt.jobId);
+      for (const id of attempt.ids) this.#byJob.delete(id);
     });
-    this.#queue.add(job.task, data).then(
-      (id) => {
+    const id = this.#register(attempt);
+    this.#queue.add(id, job.task, data).then(
+      () => {
         attempt.queued(id);
         if (attempt.phase === 'ended') return this.#cancel(id, attempt.wish === 'abort');
-        this.#byJob.set(id, attempt);
         if (attempt.wish === 'skip') this.skipAttempt(attempt);
       },
       (error: unknown) => attempt.finish(lostWith(new ClusterUnavailableError({ reason: 'redis', waited: 0, queue: this.#settings.identity.queue }, { cause: error }))),
     );
     return attempt;
+  }
+
+  /** A new job id for `attempt`, known to the results before its job is added: this caller's id and a sequence, never reused. */
+  #register(attempt: RemoteAttempt): string {
+    const id = `${this.#caller}-${++this.#sequence}`;
+    attempt.ids.push(id);
+    this.#byJob.set(id, attempt);
+    return id;
   }
 
   skipAttempt(attempt: RemoteAttempt): void {
@@ -218,15 +228,15 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
   }
 
   readd(attempt: RemoteAttempt): void {
-    const lost = attempt.jobId!;
-    this.#queue.add(attempt.data.task, attempt.data).then(
-      (id) => {
-        this.#byJob.delete(lost);
+    // A new id: a late result of the lost one is still this chunk's (it stays registered), and no mark left for it applies.
+    const id = this.#register(attempt);
+    attempt.sighting = 'readding';
+    this.#queue.add(id, attempt.data.task, attempt.data).then(
+      () => {
         attempt.readded(id);
-        if (attempt.phase === 'ended') return this.#cancel(id, attempt.wish === 'abort');
-        this.#byJob.set(id, attempt);
+        if (attempt.phase === 'ended') this.#cancel(id, attempt.wish === 'abort');
       },
-      () => undefined, // Redis away: the next look tries again, or the watch ends it.
+      () => (attempt.sighting = 'missing'), // Redis away: the next look tries again, or the watch ends it.
     );
   }
 

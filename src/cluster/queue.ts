@@ -15,8 +15,8 @@ const failedRetentionS = 300;
 
 /** The caller's side of a queue. */
 export interface JobQueue {
-  /** Adds one chunk; resolves with its job id. */
-  add(task: string, data: JobData): Promise<string>;
+  /** Adds one chunk under `id`, the caller's own (never Redis' counter: it starts again when Redis loses its data). */
+  add(id: string, task: string, data: JobData): Promise<void>;
   /** Where each job is, in one round trip whatever the queue's length (same order as `ids`). */
   inspect(ids: readonly string[]): Promise<JobSighting[]>;
   /** Removes a job that no worker holds; false when one does (it runs on). */
@@ -42,7 +42,9 @@ export function openQueue(connection: Redis, name: string): JobQueue {
   });
   queue.on('error', () => undefined);
   return {
-    add: async (task, data) => (await queue.add(task, data)).id!,
+    add: async (id, task, data) => {
+      await queue.add(task, data, { jobId: id });
+    },
     inspect: async (ids) => {
       if (ids.length === 0) return [];
       // One pipelined HMGET per job: O(jobs asked), where getJobState scans the queue's lists.

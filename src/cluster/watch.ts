@@ -178,7 +178,7 @@ export class ClusterWatch {
   /** Jobs in flight for more than a tick: failed ones end their attempts, lost ones are added again. */
   async #reconcile(): Promise<void> {
     const due = performance.now() - this.#settings.pollInterval;
-    const attempts = [...this.#owner.inFlight()].filter((attempt) => attempt.phase === 'queued' && attempt.addedAt < due);
+    const attempts = [...this.#owner.inFlight()].filter((attempt) => attempt.phase === 'queued' && attempt.sighting !== 'readding' && attempt.addedAt < due);
     if (attempts.length === 0) return;
     const sightings = await this.#queue.inspect(attempts.map((attempt) => attempt.jobId!));
     let pending: boolean | undefined;
