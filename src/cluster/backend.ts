@@ -10,6 +10,12 @@
  * caller's heartbeat, reads the workers, and ends or re-adds the jobs in
  * flight that the queue failed or lost; Redis or the workers away longer
  * than their timeouts end them with ClusterUnavailableError.
+ *
+ * Job ids are this caller's (its id and a sequence), registered before the
+ * add: a result is taken only by the attempt whose job it was made for,
+ * whatever Redis forgets. Three connections, so that nothing small waits
+ * behind a payload: control (heartbeat, watch, stop marks), jobs (adds,
+ * bounded by their size) and results (blocking reads).
  */
 import { randomUUID } from 'node:crypto';
 import type { Attempt, AttemptEnd, ChunkJob, PoolBackend } from '../engine/backend.js';
@@ -21,7 +27,8 @@ import { decodeValue, encodeValue, localReport, revivePoolError, type ChunkResul
 import { ClusterUnavailableError, JobRefusedError } from './errors.js';
 import { QueueKeys, type ModuleIdentity } from './identity.js';
 import { openQueue, type JobQueue } from './queue.js';
-import { closeRedis, connectRedis, type Redis } from './redis.js';
+import { AwakeClock } from './awake.js';
+import { boundFor, closeRedis, commandBoundMs, connectRedis, type Redis } from './redis.js';
 import { lostWith, notStarted, RemoteAttempt, type AttemptOwner } from './remote-attempt.js';
 import { ResultReader } from './results.js';
 import { ClusterWatch, type Watched } from './watch.js';
@@ -38,8 +45,6 @@ export interface ClusterSettings {
 
 /** How long a stopped job's mark stays for a worker to see (ms). */
 const cancelTtlMs = 60_000;
-/** A command Redis leaves unanswered this long rejects (ms): a silent host never hangs a call. */
-const commandTimeoutMs = 5000;
 
 type State = 'running' | 'stopped';
 
@@ -47,7 +52,9 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
   readonly #settings: ClusterSettings;
   readonly #keys: QueueKeys;
   readonly #caller = randomUUID();
+  readonly #clock = new AwakeClock();
   readonly #redis: Redis;
+  readonly #jobs: Redis;
   readonly #blocking: Redis;
   readonly #queue: JobQueue;
   readonly #reader: ResultReader;
@@ -68,11 +75,12 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
   constructor(settings: ClusterSettings) {
     this.#settings = settings;
     this.#keys = new QueueKeys(settings.identity.queue);
-    this.#redis = connectRedis(settings.redis, 'procpool-caller', commandTimeoutMs);
-    this.#blocking = connectRedis(settings.redis, 'procpool-caller-results', commandTimeoutMs);
-    this.#queue = openQueue(this.#redis, settings.identity.queue);
-    this.#reader = new ResultReader(this.#blocking, this.#keys.results(this.#caller), (result) => this.#onResult(result));
-    this.#watch = new ClusterWatch(this.#redis, this.#queue, this.#keys, this.#caller, { ...settings, queue: settings.identity.queue }, this);
+    this.#redis = connectRedis(settings.redis, 'procpool-caller');
+    this.#jobs = connectRedis(settings.redis, 'procpool-caller-jobs');
+    this.#blocking = connectRedis(settings.redis, 'procpool-caller-results', { atMostOnce: true });
+    this.#queue = openQueue(this.#jobs, this.#redis, settings.identity.queue);
+    this.#reader = new ResultReader(this.#blocking, this.#keys.results(this.#caller), this.#keys.resultToken(this.#caller), (result) => this.#onResult(result));
+    this.#watch = new ClusterWatch(this.#redis, this.#queue, this.#keys, this.#caller, this.#clock, { ...settings, queue: settings.identity.queue }, this);
   }
 
   get #workers(): readonly Announcement[] {
@@ -182,15 +190,28 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
       for (const id of attempt.ids) this.#byJob.delete(id);
     });
     const id = this.#register(attempt);
-    this.#queue.add(id, job.task, data).then(
+    this.#add(id, data).then(
       () => {
         attempt.queued(id);
         if (attempt.phase === 'ended') return this.#cancel(id, attempt.wish === 'abort');
         if (attempt.wish === 'skip') this.skipAttempt(attempt);
       },
-      (error: unknown) => attempt.finish(lostWith(new ClusterUnavailableError({ reason: 'redis', waited: 0, queue: this.#settings.identity.queue }, { cause: error }))),
+      (error: unknown) => {
+        attempt.finish(lostWith(error));
+        // It may have been added all the same (the reply was what got lost): stopped wherever it is.
+        this.#cancel(id, true);
+      },
     );
     return attempt;
+  }
+
+  /** Adds a job, bounded by its size on the awake clock: a big chunk on a slow link takes its time, a silent host rejects. */
+  #add(id: string, data: JobData): Promise<void> {
+    const bound = boundFor(data.args.length);
+    const queue = this.#settings.identity.queue;
+    return this.#clock.bound(this.#queue.add(id, data.task, data), bound, () => new ClusterUnavailableError({ reason: 'redis', waited: bound, queue }, { cause: new Error(`adding job ${id} (${data.args.length} bytes) was not answered within ${bound} ms`) })).catch((error: unknown) => {
+      throw error instanceof ClusterUnavailableError ? error : new ClusterUnavailableError({ reason: 'redis', waited: 0, queue }, { cause: error });
+    });
   }
 
   /** A new job id for `attempt`, known to the results before its job is added: this caller's id and a sequence, never reused. */
@@ -224,14 +245,14 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
   }
 
   async resultsPending(): Promise<boolean> {
-    return (await this.#redis.llen(this.#keys.results(this.#caller))) > 0;
+    return (await this.#clock.bound(this.#redis.llen(this.#keys.results(this.#caller)), commandBoundMs, () => new Error('LLEN unanswered'))) > 0;
   }
 
   readd(attempt: RemoteAttempt): void {
     // A new id: a late result of the lost one is still this chunk's (it stays registered), and no mark left for it applies.
     const id = this.#register(attempt);
     attempt.sighting = 'readding';
-    this.#queue.add(id, attempt.data.task, attempt.data).then(
+    this.#add(id, attempt.data).then(
       () => {
         attempt.readded(id);
         if (attempt.phase === 'ended') this.#cancel(id, attempt.wish === 'abort');
@@ -294,9 +315,10 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
     // The reader's pending BLPOP ends with its connection (it holds no handle after that).
     this.#reader.stop();
     this.#blocking.disconnect();
-    if (this.#redis.status === 'ready') await within(this.#redis.del(this.#keys.caller(this.#caller), this.#keys.results(this.#caller)), 1000);
+    if (this.#redis.status === 'ready') await within(this.#redis.del(this.#keys.caller(this.#caller), this.#keys.results(this.#caller), this.#keys.resultToken(this.#caller)), 1000);
     await within(this.#queue.close(), 1000);
-    await closeRedis(this.#redis);
+    await Promise.all([closeRedis(this.#redis), closeRedis(this.#jobs)]);
+    this.#clock.stop();
     this.changed();
   }
 }

@@ -34,7 +34,8 @@ function sighting([timestamp, finishedOn, failedReason]: Array<string | null>): 
   return failedReason === null ? { state: 'completed' } : { state: 'failed', reason: failedReason || 'unknown reason' };
 }
 
-export function openQueue(connection: Redis, name: string): JobQueue {
+/** `connection` carries the jobs (payloads); `control` the small reads, never waiting behind a payload. */
+export function openQueue(connection: Redis, control: Redis, name: string): JobQueue {
   const queue = new Queue<JobData>(name, {
     connection,
     prefix: keyPrefix,
@@ -48,7 +49,7 @@ export function openQueue(connection: Redis, name: string): JobQueue {
     inspect: async (ids) => {
       if (ids.length === 0) return [];
       // One pipelined HMGET per job: O(jobs asked), where getJobState scans the queue's lists.
-      const pipeline = connection.pipeline();
+      const pipeline = control.pipeline();
       for (const id of ids) pipeline.hmget(queue.toKey(id), 'timestamp', 'finishedOn', 'failedReason');
       const replies = (await pipeline.exec()) ?? [];
       return replies.map(([error, fields]) => {
@@ -67,6 +68,8 @@ export interface TakenJob {
   readonly data: unknown;
   /** Runs, this one included: above 1, it ran before on a worker that was lost (found stalled). */
   readonly runs: number;
+  /** The job's lock key and this run's token in it: while the key holds the token, no other copy runs. */
+  readonly lock: { readonly key: string; readonly token: string };
 }
 
 /** Lock and stalled-check timing: how soon a lost worker's job runs elsewhere. */
@@ -103,7 +106,8 @@ export interface JobTaker {
 
 export function takeJobs(connection: Redis, name: string, concurrency: number, timing: DeliveryTiming, run: (job: TakenJob) => Promise<RunEnd>, events: TakerEvents): JobTaker {
   const processor = async (job: Job<JobData>, token?: string): Promise<void> => {
-    const end = await run({ id: job.id!, data: job.data, runs: Math.max(job.attemptsStarted, 1 + (job.stalledCounter ?? 0)) });
+    const lock = { key: `${keyPrefix}:${name}:${job.id!}:lock`, token: token ?? '' };
+    const end = await run({ id: job.id!, data: job.data, runs: Math.max(job.attemptsStarted, 1 + (job.stalledCounter ?? 0)), lock });
     if (end === 'done') return;
     // Back to wait while this worker still holds the lock; WaitingError tells BullMQ the job is not finished.
     await job.moveToWait(token);

@@ -13,9 +13,12 @@
  * Redis is judged from the last refresh that succeeded, not from the
  * connection's state: a host that vanished without closing the socket
  * looks connected for ever. A refresh that stays unanswered forces a
- * reconnection.
+ * reconnection. Every time here is awake time (awake.ts): a caller whose
+ * loop was blocked or that was stopped judges Redis by a fresh try after
+ * the pause, never by the pause itself.
  */
 import { readWorkers, type Announcement } from './announce.js';
+import type { AwakeClock } from './awake.js';
 import { ChunkLostError, ClusterUnavailableError, JobRefusedError } from './errors.js';
 import type { QueueKeys } from './identity.js';
 import type { JobQueue } from './queue.js';
@@ -61,20 +64,23 @@ export class ClusterWatch {
   readonly #caller: string;
   readonly #settings: WatchSettings;
   readonly #owner: Watched;
+  readonly #clock: AwakeClock;
   readonly #timer: NodeJS.Timeout;
   readonly #workersSeen = new Waiters();
   #state: State = 'watching';
   #refresh: RefreshState = 'idle';
   #workers: Announcement[] = [];
-  /** When a refresh last succeeded, and when the one under way began (performance.now()). */
-  #answeredAt = performance.now();
+  /** When a refresh last succeeded, and when the one under way began (awake time). */
+  #answeredAt: number;
   #refreshSince = 0;
   /** Since when work waits with no worker. */
   #idleSince: number | undefined;
   /** Redis or the workers stayed away too long: what a chunk now fails with. */
   #unavailable: ClusterUnavailableError | undefined;
 
-  constructor(redis: Redis, queue: JobQueue, keys: QueueKeys, caller: string, settings: WatchSettings, owner: Watched) {
+  constructor(redis: Redis, queue: JobQueue, keys: QueueKeys, caller: string, clock: AwakeClock, settings: WatchSettings, owner: Watched) {
+    this.#clock = clock;
+    this.#answeredAt = clock.now();
     this.#redis = redis;
     this.#queue = queue;
     this.#keys = keys;
@@ -108,7 +114,7 @@ export class ClusterWatch {
 
   #tick(): void {
     if (this.#state !== 'watching') return;
-    const now = performance.now();
+    const now = this.#clock.now();
     const silent = now - this.#answeredAt;
     if (silent > this.#settings.unavailableTimeout) {
       this.#setUnavailable(new ClusterUnavailableError({ reason: 'redis', waited: Math.round(silent), queue: this.#settings.queue }));
@@ -160,10 +166,11 @@ export class ClusterWatch {
   async #refreshOnce(): Promise<void> {
     try {
       // The heartbeat, and the results list's life with it: left by a caller that died, it expires.
-      await this.#redis.multi().set(this.#keys.caller(this.#caller), '1', 'PX', this.#settings.callerTtl).pexpire(this.#keys.results(this.#caller), this.#settings.callerTtl).exec();
+      const ttl = this.#settings.callerTtl;
+      await this.#redis.multi().set(this.#keys.caller(this.#caller), '1', 'PX', ttl).pexpire(this.#keys.results(this.#caller), ttl).pexpire(this.#keys.resultToken(this.#caller), ttl).exec();
       const workers = await readWorkers(this.#redis, this.#keys);
       if (this.#state !== 'watching') return;
-      this.#answeredAt = performance.now();
+      this.#answeredAt = this.#clock.now();
       const before = this.#workers.reduce((sum, worker) => sum + worker.capacity, 0);
       this.#workers = workers;
       if (workers.length > 0 || this.#unavailable?.reason === 'redis') this.#setUnavailable(undefined);

@@ -1,0 +1,77 @@
+/**
+ * Slow and cut links (a TCP proxy between a process and Redis): big
+ * payloads take their time without being taken for an outage, a result
+ * cut on its way is read again rather than run again, and a worker's lock
+ * renewals never wait behind the result it pushes.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { describeCluster } from './gate.js';
+import { clusterPools, runs, startWorker, stopWorkers, waitFor } from './harness.js';
+import { TcpProxy } from './proxy.js';
+import { startRedis, type RedisServer } from './redis.js';
+
+const mb = 1 << 20;
+
+describeCluster('cluster: slow and cut links', () => {
+  let redis: RedisServer;
+  let proxy: TcpProxy;
+  let dir: string;
+  const { open, terminateAll } = clusterPools(() => proxy.url);
+
+  beforeEach(async () => {
+    redis = await startRedis();
+    proxy = await TcpProxy.start({ port: redis.port });
+    dir = mkdtempSync(join(tmpdir(), 'procpool-links-'));
+  });
+  afterEach(async () => {
+    await terminateAll();
+    await stopWorkers();
+    await proxy.close();
+    await redis.stop();
+  });
+
+  it('a result cut on its way to the caller is read again, not run again', { timeout: 60_000 }, async () => {
+    await startWorker(redis.url);
+    const pool = open();
+    await pool.ready();
+    const value = `0:${'v'.repeat(6 * mb)}`;
+    const call = pool.apply('markThenEcho', [dir, 0, value, 1000]);
+    await waitFor('the chunk running', () => runs(dir).length === 1);
+    // The job is on the worker: what goes toward the caller from now on in bulk is its result.
+    proxy.cutAfter(mb);
+    const got = await call;
+    expect(proxy.cuts).toBe(1);
+    expect(got === value).toBe(true);
+    expect(runs(dir)).toHaveLength(1);
+    expect(pool.stats.restarts).toBe(0);
+  });
+
+  it("the caller's link slow (1 MB/s each way): a 6 MB chunk is added and its result read, not taken for an outage; it runs once", { timeout: 120_000 }, async () => {
+    await startWorker(redis.url);
+    const pool = open();
+    await pool.ready();
+    proxy.set({ bytesPerSecond: mb });
+    const value = `0:${'v'.repeat(6 * mb)}`;
+    const got = await pool.apply('markThenEcho', [dir, 0, value]);
+    expect(got === value).toBe(true);
+    expect(runs(dir)).toHaveLength(1);
+  });
+
+  it("the worker's link slow (1 MB/s): its lock renewals do not wait behind the 8 MB result it pushes; the chunk runs once", { timeout: 120_000 }, async () => {
+    await startWorker(proxy.url);
+    const caller = clusterPools(() => redis.url);
+    try {
+      const direct = caller.open();
+      await direct.ready();
+      proxy.set({ bytesPerSecond: mb });
+      const got = await direct.apply('markThenMake', [dir, 0, 8 * mb]);
+      expect(got.startsWith('0:') && got.length === 2 + 8 * mb).toBe(true);
+      expect(runs(dir)).toHaveLength(1);
+    } finally {
+      await caller.terminateAll();
+    }
+  });
+});
