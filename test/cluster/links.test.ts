@@ -61,13 +61,18 @@ describeCluster('cluster: slow and cut links', () => {
   });
 
   it("the worker's link slow (1 MB/s): its lock renewals do not wait behind the 8 MB result it pushes; the chunk runs once", { timeout: 120_000 }, async () => {
-    await startWorker(proxy.url);
+    const slow = await startWorker(proxy.url);
     const caller = clusterPools(() => redis.url);
     try {
-      const direct = caller.open();
-      await direct.ready();
+      const pool = caller.open();
+      await pool.ready();
       proxy.set({ bytesPerSecond: mb });
-      const got = await direct.apply('markThenMake', [dir, 0, 8 * mb]);
+      const call = pool.apply('markThenMake', [dir, 0, 8 * mb]);
+      await waitFor('the chunk running on the slow worker', () => runs(dir).length === 1);
+      expect(runs(dir)[0]!.ppid).toBe(slow.pid);
+      // A worker on a fast link: its stalled check would take the chunk over if the slow one's lock lapsed.
+      await startWorker(redis.url);
+      const got = await call;
       expect(got.startsWith('0:') && got.length === 2 + 8 * mb).toBe(true);
       expect(runs(dir)).toHaveLength(1);
     } finally {

@@ -54,6 +54,15 @@ class Pump {
   async #run(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
+    try {
+      await this.#pump();
+    } catch {
+      // The other side went away mid-write: the link ends (its sockets' error handlers close both).
+    }
+    this.#running = false;
+  }
+
+  async #pump(): Promise<void> {
     while (this.#queue.length > 0 && !this.#to.destroyed) {
       const { data, at } = this.#queue.shift()!;
       const faults = this.#proxy.faults;
@@ -75,7 +84,6 @@ class Pump {
       if (rate !== undefined) await sleep(sliceMs);
       this.#drained(data.length);
     }
-    this.#running = false;
   }
 
   #drained(bytes: number): void {
