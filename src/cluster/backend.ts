@@ -28,7 +28,7 @@ import { ClusterUnavailableError, JobRefusedError } from './errors.js';
 import { QueueKeys, type ModuleIdentity } from './identity.js';
 import { openQueue, type JobQueue } from './queue.js';
 import { AwakeClock } from './awake.js';
-import { boundFor, closeRedis, commandBoundMs, connectRedis, type Redis } from './redis.js';
+import { boundFor, closeRedis, commandBoundMs, connectRedis, reconnectRedis, type Redis } from './redis.js';
 import { lostWith, notStarted, RemoteAttempt, type AttemptOwner } from './remote-attempt.js';
 import { ResultReader } from './results.js';
 import { ClusterWatch, type Watched } from './watch.js';
@@ -269,6 +269,11 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
 
   changed(): void {
     for (const listener of this.#listeners) listener();
+  }
+
+  renewConnections(): void {
+    // All three: a host gone without a word leaves each socket waiting for ever (a cut read is read again).
+    for (const connection of [this.#redis, this.#jobs, this.#blocking]) reconnectRedis(connection);
   }
 
   stop(): Promise<void> {

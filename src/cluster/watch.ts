@@ -22,7 +22,7 @@ import type { AwakeClock } from './awake.js';
 import { ChunkLostError, ClusterUnavailableError, JobRefusedError } from './errors.js';
 import type { QueueKeys } from './identity.js';
 import type { JobQueue } from './queue.js';
-import { reconnectRedis, type Redis } from './redis.js';
+import type { Redis } from './redis.js';
 import type { RemoteAttempt } from './remote-attempt.js';
 import { Waiters } from './waiters.js';
 
@@ -40,6 +40,8 @@ export interface Watched {
   drop(attempt: RemoteAttempt, error: unknown): void;
   /** Capacity or availability may have changed. */
   changed(): void;
+  /** Redis has stopped answering on a connection that looks up: every connection is opened again. */
+  renewConnections(): void;
 }
 
 export interface WatchSettings {
@@ -126,7 +128,7 @@ export class ClusterWatch {
       // Unanswered for long: the socket may be open to a host that is gone. A new connection finds out.
       if (now - this.#refreshSince > this.#staleAfter && this.#redis.status === 'ready') {
         this.#refreshSince = now;
-        reconnectRedis(this.#redis);
+        this.#owner.renewConnections();
       }
       return;
     }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { describeCluster } from './gate.js';
-import { clusterPools, runs, startWorker, stopWorkers, waitFor } from './harness.js';
+import { clusterPools, finished, runs, startWorker, stopWorkers, waitFor } from './harness.js';
 import { TcpProxy } from './proxy.js';
 import { startRedis, type RedisServer } from './redis.js';
 
@@ -47,6 +47,22 @@ describeCluster('cluster: slow and cut links', () => {
     expect(got === value).toBe(true);
     expect(runs(dir)).toHaveLength(1);
     expect(pool.stats.restarts).toBe(0);
+  });
+
+  it("the caller's link black-holed for 6 s (a partition) with a result on its way: healed, the call completes and the chunk ran once", { timeout: 60_000 }, async () => {
+    await startWorker(redis.url);
+    // The caller's heartbeat outlives the partition: the worker keeps its result for it.
+    const pool = open({ unavailableTimeout: 30_000, callerTtl: 30_000 });
+    await pool.ready();
+    const call = pool.apply('markSleepDone', [dir, 0, 1000]);
+    await waitFor('the chunk running', () => runs(dir).length === 1);
+    proxy.set({ blackhole: true });
+    const heldAt = performance.now();
+    // Longer than a small command's bound (5 s): a reader that gave up on its read would have lost the result.
+    await waitFor('the chunk done on the worker, and 6 s of partition', () => finished(dir).length === 1 && performance.now() - heldAt > 6000);
+    proxy.heal();
+    expect(await call).toBe(0);
+    expect(runs(dir)).toHaveLength(1);
   });
 
   it("the caller's link slow (1 MB/s each way): a 6 MB chunk is added and its result read, not taken for an outage; it runs once", { timeout: 120_000 }, async () => {

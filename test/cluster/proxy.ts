@@ -2,7 +2,9 @@
  * A TCP proxy between a process and Redis, for the cluster's edge tests (in
  * the manner of toxiproxy): it delays, throttles (bytes/s, each way), cuts
  * connections (now, or once a reply has passed N bytes) and black-holes
- * (data vanishes, the sockets stay open, as with a host that is gone).
+ * (nothing crosses, the sockets stay open, as with a network partition;
+ * healed, the bytes held cross in order, as TCP retransmits them — bytes
+ * are never dropped from a live connection, which TCP cannot do either).
  *
  *   client ──► [upstream pump] ──► redis
  *   client ◄── [downstream pump] ◄─ redis     each pump: one chunk at a time, in order
@@ -16,7 +18,7 @@ export interface LinkFaults {
   delayMs: number;
   /** Bytes per second each way, per connection; undefined: as fast as it goes. */
   bytesPerSecond: number | undefined;
-  /** Bytes are dropped, sockets stay open. */
+  /** Nothing crosses (held until healed), sockets stay open. */
   blackhole: boolean;
 }
 
@@ -68,10 +70,7 @@ class Pump {
       const faults = this.#proxy.faults;
       const wait = at + faults.delayMs - performance.now();
       if (wait > 0) await sleep(wait);
-      if (this.#proxy.faults.blackhole) {
-        this.#drained(data.length);
-        continue;
-      }
+      while (this.#proxy.faults.blackhole && !this.#to.destroyed) await sleep(sliceMs);
       const rate = this.#proxy.faults.bytesPerSecond;
       const slice = rate === undefined ? data.length : Math.max(1, Math.floor((rate * sliceMs) / 1000));
       for (let offset = 0; offset < data.length && !this.#to.destroyed; offset += slice) {
