@@ -1,6 +1,6 @@
 /**
  * Cluster logic that a real Redis cannot be made to trigger on cue: the
- * result reader when a read is cut, the URL check's message,
+ * result reader when a read is cut, the awake clock through a blocked loop, the URL check's message,
  * the delivery timing. Needs no Redis.
  */
 import { describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { ClusterPool, serve } from 'procpool/cluster';
 import { defaultTiming } from '../../src/cluster/queue.js';
 import type { Redis } from '../../src/cluster/redis.js';
 import { ResultReader } from '../../src/cluster/results.js';
+import { AwakeClock } from '../../src/cluster/awake.js';
 import { tasksModule, waitFor } from './harness.js';
 
 describe('cluster units', () => {
@@ -46,6 +47,27 @@ describe('cluster units', () => {
     } finally {
       reader.stop();
       await reader.done;
+    }
+  });
+
+  it('the awake clock does not count a blocked event loop, and a bound that expired in it lets a reply waiting there win', async () => {
+    const clock = new AwakeClock();
+    try {
+      let answer!: (value: string) => void;
+      const reply = new Promise<string>((resolve) => (answer = resolve));
+      const bounded = clock.bound(reply, 200, () => new Error('unanswered'));
+      const before = clock.now();
+      const until = performance.now() + 1500;
+      while (performance.now() < until) {
+        // Blocked on purpose: 1.5 s, over seven times the bound.
+      }
+      // The reply arrived during the block: it is read before any timer's verdict.
+      setImmediate(() => answer('reply'));
+      expect(await bounded).toBe('reply');
+      expect(clock.now() - before).toBeLessThan(1000);
+      await expect(clock.bound(new Promise(() => undefined), 50, () => new Error('unanswered'))).rejects.toThrow('unanswered');
+    } finally {
+      clock.stop();
     }
   });
 
