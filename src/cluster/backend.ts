@@ -190,28 +190,37 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
       for (const id of attempt.ids) this.#byJob.delete(id);
     });
     const id = this.#register(attempt);
-    this.#add(id, data).then(
+    this.#add(attempt, id).then(
       () => {
         attempt.queued(id);
         if (attempt.phase === 'ended') return this.#cancel(id, attempt.wish === 'abort');
         if (attempt.wish === 'skip') this.skipAttempt(attempt);
       },
-      (error: unknown) => {
-        attempt.finish(lostWith(error));
-        // It may have been added all the same (the reply was what got lost): stopped wherever it is.
-        this.#cancel(id, true);
-      },
+      (error: unknown) => attempt.finish(lostWith(new ClusterUnavailableError({ reason: 'redis', waited: 0, queue: this.#settings.identity.queue }, { cause: error }))),
     );
     return attempt;
   }
 
-  /** Adds a job, bounded by its size on the awake clock: a big chunk on a slow link takes its time, a silent host rejects. */
-  #add(id: string, data: JobData): Promise<void> {
-    const bound = boundFor(data.args.length);
-    const queue = this.#settings.identity.queue;
-    return this.#clock.bound(this.#queue.add(id, data.task, data), bound, () => new ClusterUnavailableError({ reason: 'redis', waited: bound, queue }, { cause: new Error(`adding job ${id} (${data.args.length} bytes) was not answered within ${bound} ms`) })).catch((error: unknown) => {
-      throw error instanceof ClusterUnavailableError ? error : new ClusterUnavailableError({ reason: 'redis', waited: 0, queue }, { cause: error });
-    });
+  /**
+   * Adds `attempt`'s job under `id`; rejects only with Redis' own refusal.
+   * Unanswered within its bound (by size, on the awake clock, doubled each
+   * time), the jobs connection is opened again and the add sent again — a
+   * second add of one id is a no-op, so a lost reply costs nothing. Whether
+   * Redis is unreachable is the watch's judgement alone.
+   */
+  async #add(attempt: RemoteAttempt, id: string): Promise<void> {
+    const adding = this.#queue.add(id, attempt.data.task, attempt.data);
+    let bound = boundFor(attempt.data.args.length);
+    for (;;) {
+      const answered = await this.#clock.bound(adding.then(() => true), bound, () => new Unanswered()).catch((error: unknown) => {
+        if (error instanceof Unanswered) return false;
+        throw error;
+      });
+      if (answered) return;
+      if (attempt.phase === 'ended' || this.#state !== 'running') return adding;
+      reconnectRedis(this.#jobs);
+      bound *= 2;
+    }
   }
 
   /** A new job id for `attempt`, known to the results before its job is added: this caller's id and a sequence, never reused. */
@@ -252,7 +261,7 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
     // A new id: a late result of the lost one is still this chunk's (it stays registered), and no mark left for it applies.
     const id = this.#register(attempt);
     attempt.sighting = 'readding';
-    this.#add(id, attempt.data).then(
+    this.#add(attempt, id).then(
       () => {
         attempt.readded(id);
         if (attempt.phase === 'ended') this.#cancel(id, attempt.wish === 'abort');
@@ -327,6 +336,9 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
     this.changed();
   }
 }
+
+/** An add whose bound ran out (it is sent again). */
+class Unanswered extends Error {}
 
 /** An attempt that ended before its job was added. */
 function ended(end: AttemptEnd): Attempt {

@@ -65,6 +65,20 @@ describeCluster('cluster: slow and cut links', () => {
     expect(runs(dir)).toHaveLength(1);
   });
 
+  it("the caller's link black-holed for 7 s while it adds a job: healed, the job is added (once) and the call completes", { timeout: 60_000 }, async () => {
+    await startWorker(redis.url);
+    const pool = open({ unavailableTimeout: 30_000, callerTtl: 30_000 });
+    await pool.ready();
+    proxy.set({ blackhole: true });
+    const heldAt = performance.now();
+    const call = pool.apply('markSleepDone', [dir, 0, 0]);
+    // Longer than an add's bound (5 s): the add is sent again on a new connection, never counted as an outage.
+    await waitFor('7 s of partition', () => performance.now() - heldAt > 7000);
+    proxy.heal();
+    expect(await call).toBe(0);
+    expect(runs(dir)).toHaveLength(1);
+  });
+
   it("the caller's link slow (1 MB/s each way): a 6 MB chunk is added and its result read, not taken for an outage; it runs once", { timeout: 120_000 }, async () => {
     await startWorker(redis.url);
     const pool = open();
