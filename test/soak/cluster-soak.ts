@@ -1,7 +1,8 @@
 /**
  * The cluster soak (issue 18): 3 `procpool worker` processes and a caller
  * (this process), items of mixed sizes, while a driver at random SIGKILLs
- * and SIGSTOPs workers, restarts Redis without persistence, and slows and
+ * and SIGSTOPs workers, restarts Redis without persistence (half the time
+ * with a worker frozen across the restart), and slows and
  * cuts the links (TCP proxies between each side and Redis). It checks that
  * every item settles exactly once with ITS OWN value (the task echoes the
  * item's id), that no call hangs, that Redis ends with a bounded key count
@@ -140,11 +141,22 @@ async function driver(): Promise<void> {
         victim.signal('SIGCONT');
         frozen.delete(victim);
       });
-    } else if (r < 0.55 && performance.now() - lastRestart > 15_000) {
+    } else if (r < 0.55 && performance.now() - lastRestart > 10_000) {
       lastRestart = performance.now();
+      // Half the time with a worker frozen across it: it finishes chunks Redis has forgotten, while new ones get added.
+      const victim = live.length > 0 && rand() < 0.5 ? pick(live) : undefined;
+      if (victim !== undefined) {
+        frozen.add(victim);
+        victim.signal('SIGSTOP');
+      }
       await redis.stop('SIGKILL');
       redis = await startRedis(redis.port);
-      count('Redis restarted empty');
+      count(victim === undefined ? 'Redis restarted empty' : 'Redis restarted empty, a worker frozen across it');
+      if (victim !== undefined) {
+        await sleep(1000 + rand() * 2000);
+        victim.signal('SIGCONT');
+        frozen.delete(victim);
+      }
     } else if (r < 0.75) {
       const link = pick([callerLink, workerLink]);
       link.set({ bytesPerSecond: 512 * 1024, delayMs: 20 });
