@@ -11,9 +11,9 @@
  * flight that the queue failed or lost; Redis or the workers away longer
  * than their timeouts end them with ClusterUnavailableError.
  *
- * Job ids are this caller's (its id and a sequence), registered before the
- * add: a result is taken only by the attempt whose job it was made for,
- * whatever Redis forgets. Three connections, so that nothing small waits
+ * Job ids are this caller's (caller-jobs.ts), registered before the add: a
+ * result is taken only by the attempt whose job it was made for, whatever
+ * Redis forgets. Three connections, so that nothing small waits
  * behind a payload: control (heartbeat, watch, stop marks), jobs (adds,
  * bounded by their size) and results (blocking reads).
  */
@@ -28,7 +28,8 @@ import { ClusterUnavailableError, JobRefusedError } from './errors.js';
 import { QueueKeys, type ModuleIdentity } from './identity.js';
 import { openQueue, type JobQueue } from './queue.js';
 import { AwakeClock } from './awake.js';
-import { boundFor, closeRedis, commandBoundMs, connectRedis, reconnectRedis, type Redis } from './redis.js';
+import { CallerJobs } from './caller-jobs.js';
+import { closeRedis, commandBoundMs, connectRedis, reconnectRedis, type Redis } from './redis.js';
 import { lostWith, notStarted, RemoteAttempt, type AttemptOwner } from './remote-attempt.js';
 import { ResultReader } from './results.js';
 import { ClusterWatch, type Watched } from './watch.js';
@@ -61,12 +62,10 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
   readonly #watch: ClusterWatch;
   readonly #listeners: Array<() => void> = [];
   readonly #attempts = new Set<RemoteAttempt>();
-  readonly #byJob = new Map<string, RemoteAttempt>();
+  readonly #jobIds: CallerJobs;
   #state: State = 'running';
   #waiting = 0;
   #reruns = 0;
-  /** The last job id's sequence number. */
-  #sequence = 0;
   #closed: Promise<void> | undefined;
   readonly stdout = undefined;
   readonly stderr = undefined;
@@ -79,6 +78,7 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
     this.#jobs = connectRedis(settings.redis, 'procpool-caller-jobs');
     this.#blocking = connectRedis(settings.redis, 'procpool-caller-results', { atMostOnce: true });
     this.#queue = openQueue(this.#jobs, this.#redis, settings.identity.queue);
+    this.#jobIds = new CallerJobs(this.#caller, this.#queue, this.#jobs, this.#clock);
     this.#reader = new ResultReader(this.#blocking, this.#keys.results(this.#caller), this.#keys.resultToken(this.#caller), (result) => this.#onResult(result));
     this.#watch = new ClusterWatch(this.#redis, this.#queue, this.#keys, this.#caller, this.#clock, { ...settings, queue: settings.identity.queue }, this);
   }
@@ -185,12 +185,9 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
     };
     const attempt = new RemoteAttempt(this, job.exact, args.length, data);
     this.#attempts.add(attempt);
-    void attempt.end.then(() => {
-      this.#attempts.delete(attempt);
-      for (const id of attempt.ids) this.#byJob.delete(id);
-    });
-    const id = this.#register(attempt);
-    this.#add(attempt, id).then(
+    void attempt.end.then(() => this.#attempts.delete(attempt));
+    const id = this.#jobIds.register(attempt);
+    this.#jobIds.add(attempt, id).then(
       () => {
         attempt.queued(id);
         if (attempt.phase === 'ended') return this.#cancel(id, attempt.wish === 'abort');
@@ -199,36 +196,6 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
       (error: unknown) => attempt.finish(lostWith(new ClusterUnavailableError({ reason: 'redis', waited: 0, queue: this.#settings.identity.queue }, { cause: error }))),
     );
     return attempt;
-  }
-
-  /**
-   * Adds `attempt`'s job under `id`; rejects only with Redis' own refusal.
-   * Unanswered within its bound (by size, on the awake clock, doubled each
-   * time), the jobs connection is opened again and the add sent again — a
-   * second add of one id is a no-op, so a lost reply costs nothing. Whether
-   * Redis is unreachable is the watch's judgement alone.
-   */
-  async #add(attempt: RemoteAttempt, id: string): Promise<void> {
-    const adding = this.#queue.add(id, attempt.data.task, attempt.data);
-    let bound = boundFor(attempt.data.args.length);
-    for (;;) {
-      const answered = await this.#clock.bound(adding.then(() => true), bound, () => new Unanswered()).catch((error: unknown) => {
-        if (error instanceof Unanswered) return false;
-        throw error;
-      });
-      if (answered) return;
-      if (attempt.phase === 'ended' || this.#state !== 'running') return adding;
-      reconnectRedis(this.#jobs);
-      bound *= 2;
-    }
-  }
-
-  /** A new job id for `attempt`, known to the results before its job is added: this caller's id and a sequence, never reused. */
-  #register(attempt: RemoteAttempt): string {
-    const id = `${this.#caller}-${++this.#sequence}`;
-    attempt.ids.push(id);
-    this.#byJob.set(id, attempt);
-    return id;
   }
 
   skipAttempt(attempt: RemoteAttempt): void {
@@ -259,9 +226,9 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
 
   readd(attempt: RemoteAttempt): void {
     // A new id: a late result of the lost one is still this chunk's (it stays registered), and no mark left for it applies.
-    const id = this.#register(attempt);
+    const id = this.#jobIds.register(attempt);
     attempt.sighting = 'readding';
-    this.#add(attempt, id).then(
+    this.#jobIds.add(attempt, id).then(
       () => {
         attempt.readded(id);
         if (attempt.phase === 'ended') this.#cancel(id, attempt.wish === 'abort');
@@ -309,7 +276,7 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
   }
 
   #onResult(result: ChunkResult): void {
-    const attempt = this.#byJob.get(result.job);
+    const attempt = this.#jobIds.attemptOf(result.job);
     if (attempt === undefined) return;
     let remote: RemoteReport;
     try {
@@ -336,9 +303,6 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
     this.changed();
   }
 }
-
-/** An add whose bound ran out (it is sent again). */
-class Unanswered extends Error {}
 
 /** An attempt that ended before its job was added. */
 function ended(end: AttemptEnd): Attempt {
