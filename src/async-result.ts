@@ -25,6 +25,12 @@ function call<T>(callback: ((value: T) => void) | undefined, value: T): void {
 export class AsyncResult<T> implements PromiseLike<T> {
   readonly #promise: Promise<T>;
   #state: 'pending' | 'fulfilled' | 'rejected' = 'pending';
+  /**
+   * Polls with a timeout waiting for the call (`wait(ms)`, `get(ms)`): told
+   * once it settles, each gone at its own timeout. Not a reaction on the
+   * promise per poll: those would stay until the call settles.
+   */
+  readonly #polls = new Set<() => void>();
 
   /** @internal Wraps the call's promise; callbacks run before it settles. */
   constructor(
@@ -35,15 +41,36 @@ export class AsyncResult<T> implements PromiseLike<T> {
       (value) => {
         this.#state = 'fulfilled';
         call(callbacks.callback, value);
+        this.#endPolls();
         return value;
       },
       (error: unknown) => {
         this.#state = 'rejected';
         call(callbacks.errorCallback, error);
+        this.#endPolls();
         throw error;
       },
     );
     this.#promise.catch(() => undefined);
+  }
+
+  #endPolls(): void {
+    for (const settled of this.#polls) settled();
+    this.#polls.clear();
+  }
+
+  /** Calls `settled` once the call settles, or `expired` after `ms`, whichever comes first. */
+  #poll(ms: number, settled: () => void, expired: () => void): void {
+    const done = (): void => {
+      clearTimeout(timer);
+      this.#polls.delete(done);
+      settled();
+    };
+    const timer = setTimeout(() => {
+      this.#polls.delete(done);
+      expired();
+    }, ms);
+    this.#polls.add(done);
   }
 
   /** The value; with `timeout` (ms), rejects with ResultTimeoutError if not ready in time — the work goes on. */
@@ -54,25 +81,23 @@ export class AsyncResult<T> implements PromiseLike<T> {
       return Promise.reject(typeof timeout === 'number' ? new RangeError(message) : new TypeError(message));
     }
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new ResultTimeoutError(timeout)), timeout);
-      this.#promise.then(resolve, reject).finally(() => clearTimeout(timer));
+      this.#poll(
+        timeout,
+        () => resolve(this.#promise),
+        () => reject(new ResultTimeoutError(timeout)),
+      );
     });
   }
 
   /** Resolves when ready or when `timeout` (ms) passes; never rejects. */
   wait(timeout?: number): Promise<void> {
-    const settled = this.#promise.then(
-      () => undefined,
-      () => undefined,
-    );
-    if (timeout === undefined || this.#state !== 'pending') return settled;
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.min(maxTimerMs, Math.max(0, Number(timeout) || 0)));
-      void settled.then(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    if (timeout === undefined || this.#state !== 'pending') {
+      return this.#promise.then(
+        () => undefined,
+        () => undefined,
+      );
+    }
+    return new Promise<void>((resolve) => this.#poll(Math.min(maxTimerMs, Math.max(0, Number(timeout) || 0)), resolve, resolve));
   }
 
   /** Whether the call has settled. */

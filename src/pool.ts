@@ -19,8 +19,9 @@ import { AsyncResult } from './async-result.js';
 import { BatchCall, type CallContext } from './engine/batch-call.js';
 import { ImapCall, type Settled } from './engine/imap-call.js';
 import { Registry } from './engine/registry.js';
+import { Room, type Reservation } from './engine/room.js';
 import { Scheduler } from './engine/scheduler.js';
-import { PoolClosedError, PoolStateError, QueueFullError } from './errors.js';
+import { PoolClosedError, PoolStateError } from './errors.js';
 import { growTo, lifecycle, settleEach, taskNames } from './internal.js';
 import type { BackendFactory, PoolBackend } from './engine/backend.js';
 import { ChildSet } from './local/child-set.js';
@@ -52,6 +53,7 @@ export class Pool<M = UntypedModule> {
   readonly #options: ResolvedPoolOptions;
   readonly #backend: PoolBackend;
   readonly #scheduler: Scheduler;
+  readonly #room: Room;
   readonly #registry: Registry;
   readonly #tasks: TaskResolver;
   readonly #counters = new Counters();
@@ -78,6 +80,8 @@ export class Pool<M = UntypedModule> {
       if (busy) release = this.#registry.hold();
       else release?.();
     });
+    this.#room = new Room(this.#scheduler, this.#options.maxQueue);
+    this.#scheduler.onRoom(() => this.#room.changed());
     this.#backend.onChange(() => this.#checkBroken());
     this.#tasks = new TaskResolver(url, () => this.#backend.tasks(), this.#backend.tasks(false));
     const backend = this.#backend;
@@ -106,7 +110,7 @@ export class Pool<M = UntypedModule> {
 
   /** Resolves when every child has loaded the module and run the initializer; rejects with PoolBrokenError if they cannot. */
   ready(): Promise<void> {
-    // Waiting for the children keeps the parent alive (starting children are unref'd otherwise).
+    // Waiting for the children is work in flight: it keeps the parent alive.
     const release = this.#registry.hold();
     const ready = this.#backend.ready();
     ready.then(release, release);
@@ -131,7 +135,7 @@ export class Pool<M = UntypedModule> {
       size: this.#backend.size,
       busy: this.#backend.busy,
       idle: children.filter((child) => child.idle).length,
-      queued: this.#scheduler.queuedItems,
+      queued: this.#room.waiting,
       completed: this.#counters.completed,
       failed: this.#counters.failed,
       restarts: this.#backend.restarts,
@@ -214,7 +218,7 @@ export class Pool<M = UntypedModule> {
    */
   waitForRoom(items = 1): Promise<void> {
     if (typeof items !== 'number' || !Number.isInteger(items) || items < 0) return Promise.reject(new TypeError(`Expected \`items\` to be an integer from 0 and up, got \`${String(items)}\` (${typeof items})`));
-    return this.#scheduler.whenRoom(items, this.#options.maxQueue);
+    return this.#room.whenRoom(items);
   }
 
   /** @internal Whether the pool takes work, for the shared-pool registry. */
@@ -243,17 +247,18 @@ export class Pool<M = UntypedModule> {
   /** After close()/terminate(): resolves when all work is done and every child has exited. */
   join(): Promise<void> {
     if (this.#finished === undefined) return Promise.reject(new PoolStateError('join() was called before close() or terminate()'));
-    return this.#finished;
+    // Waiting for it keeps the parent alive (the registry's one ref'd handle).
+    return this.#registry.join(this.#finished);
   }
 
   /** Kills every child now; unfinished work rejects with PoolClosedError. */
   terminate(): Promise<void> {
-    if (this.#state === 'terminated') return this.#finished!;
+    if (this.#state === 'terminated') return this.#registry.join(this.#finished!);
     this.#state = 'terminated';
     this.#registry.failAll(new PoolClosedError('The pool was terminated before this work finished'));
     this.#scheduler.drain();
     this.#finished = this.#backend.kill();
-    return this.#finished;
+    return this.#registry.join(this.#finished);
   }
 
   /** `close()` then `join()`: graceful, unlike Python's `with`, which terminates. */
@@ -280,21 +285,12 @@ export class Pool<M = UntypedModule> {
     return resolveCallOptions(options, this.#options.retries, shape);
   }
 
-  /** Refuses a call whose items would pass `maxQueue`: nothing of it is queued. */
-  #admit(items: number, chunksize: number): void {
-    const limit = this.#options.maxQueue;
-    if (limit === Number.POSITIVE_INFINITY) return;
-    const queued = this.#scheduler.queuedItems;
-    if (queued + this.#scheduler.wouldWait(items, chunksize) > limit) throw new QueueFullError({ maxQueue: limit, queued, items });
-  }
-
   #apply(task: unknown, args: unknown, options: unknown, shape: CallShape): Promise<unknown> {
     try {
       const resolved = this.#open(options, shape);
-      this.#admit(1, 1);
       if (args !== undefined && !Array.isArray(args)) throw new TypeError(`Expected \`args\` to be an array of arguments, got \`${String(args)}\` (${typeof args})`);
       const tuple = (args ?? []) as unknown[];
-      return this.#withTask(task, (name) => new BatchCall(this.#context, name, [tuple], { spread: true, single: true, chunksize: 1 }, resolved).promise);
+      return this.#withTask(task, { items: 1, chunksize: 1 }, (name) => new BatchCall(this.#context, name, [tuple], { spread: true, single: true, chunksize: 1 }, resolved).promise);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -315,29 +311,44 @@ export class Pool<M = UntypedModule> {
       if (sizing !== undefined) await sizing;
     }
     const chunksize = resolved.chunksize ?? defaultChunksize(list.length, this.#backend.max);
-    this.#admit(list.length, chunksize);
-    return this.#withTask(task, (name) => new BatchCall(this.#context, name, list, { spread, single: false, chunksize }, resolved).promise as Promise<unknown[]>);
+    return this.#withTask(task, { items: list.length, chunksize }, (name) => new BatchCall(this.#context, name, list, { spread, single: false, chunksize }, resolved).promise as Promise<unknown[]>);
   }
 
   #imap(task: unknown, items: unknown, options: unknown, ordered: boolean, spread: boolean, settle = false): AsyncIterableIterator<unknown> {
     const begin = async (): Promise<{ task: string; options: ResolvedCallOptions }> => {
       // Checked when iteration starts: a bad call rejects the first next().
       const resolved = this.#open(options, { chunked: true, async: false });
-      return { task: await this.#withTask(task, (name) => Promise.resolve(name)), options: resolved };
+      return { task: await this.#withTask(task, undefined, (name) => Promise.resolve(name)), options: resolved };
     };
     return new ImapCall(this.#context, items, { ordered, spread, settle }, begin);
   }
 
   /**
-   * Runs `run` with the task's export name. While the name is looked up the
-   * call counts as work in flight (close() waits for it, the parent stays
+   * Admits the call (`room`: its items, for maxQueue; nothing of a refused
+   * call is queued) and runs `run` with the task's export name. While the
+   * name is looked up the call holds its place in the queue (a reservation)
+   * and counts as work in flight (close() waits for it, the parent stays
    * alive), until the run has queued its chunks.
    */
-  #withTask<T>(task: unknown, run: (name: string) => Promise<T>): Promise<T> {
+  #withTask<T>(task: unknown, room: { items: number; chunksize: number } | undefined, run: (name: string) => Promise<T>): Promise<T> {
     const known = this.#tasks.known(task);
+    const reservation: Reservation | undefined = room && this.#room.admit(room.items, room.chunksize, known === undefined);
     if (known !== undefined) return run(known);
     const release = this.#registry.hold();
-    return this.#tasks.resolve(task).then(run).finally(release);
+    return this.#tasks
+      .resolve(task)
+      .then((name) => {
+        try {
+          return run(name);
+        } finally {
+          // After the run queued its chunks: they count from now on.
+          reservation?.();
+        }
+      })
+      .finally(() => {
+        reservation?.();
+        release();
+      });
   }
 
   #asyncResult<T>(work: Promise<T>, options: AsyncCallbacks<T> | undefined): AsyncResult<T> {

@@ -60,7 +60,11 @@ export interface ParentBatch {
 
 export type ParentMessage = InitMessage | RunMessage | SkipMessage | StopMessage | ParentBatch;
 
-/** Exit code of a child whose IPC channel closed without a stop message. */
+/**
+ * Exit code of a child whose IPC channel closed without a stop message. The
+ * parent never reads blame from it (a task may exit with any code): it
+ * knows a child let go of its channel from the `disconnecting` message.
+ */
 export const DISCONNECTED_EXIT_CODE = 75;
 
 /** Child → parent: module loaded, initializer done. */
@@ -120,13 +124,18 @@ export interface FatalMessage {
   error: SerializedThrown;
 }
 
-export type ChildMessage = ReadyMessage | InitErrorMessage | StartMessage | ItemsMessage | DoneMessage | FatalMessage;
+/** Child → parent: the child is letting go of its channel (a task called `process.disconnect()`); sent just before. */
+export interface DisconnectingMessage {
+  type: 'procpool:disconnecting';
+}
+
+export type ChildMessage = ReadyMessage | InitErrorMessage | StartMessage | ItemsMessage | DoneMessage | FatalMessage | DisconnectingMessage;
 
 function hasType(value: unknown): value is { type: string } {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
 }
 
-const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:items', 'procpool:done', 'procpool:fatal']);
+const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:items', 'procpool:done', 'procpool:fatal', 'procpool:disconnecting']);
 const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:skip', 'procpool:stop', 'procpool:batch']);
 
 /** Narrows a message received by the parent; anything else is not ours. */

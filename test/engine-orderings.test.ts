@@ -786,7 +786,18 @@ describe('engine orderings (fake children)', () => {
       expect(((error as Error).cause as Error).message).toBe('late throw');
     });
 
-    it('a child that lets go of its channel: exit code 75 is reason disconnect', async () => {
+    it('a child that lets go of its channel (it says so first) is reason disconnect', async () => {
+      const fp = fakePool();
+      const child = fp.children[0]!;
+      child.ready();
+      const call = pool(fp).apply('double', [1]);
+      child.start((await child.nextRun()).id);
+      child.letGo();
+      child.exit(75, null);
+      expectExit(await caught(call), { exitCode: 75, reason: 'disconnect' });
+    });
+
+    it('a child that exits with 75 itself (the channel closes with the process) is reason exit', async () => {
       const fp = fakePool();
       const child = fp.children[0]!;
       child.ready();
@@ -794,7 +805,7 @@ describe('engine orderings (fake children)', () => {
       child.start((await child.nextRun()).id);
       child.disconnect();
       child.exit(75, null);
-      expectExit(await caught(call), { exitCode: 75, reason: 'disconnect' });
+      expectExit(await caught(call), { exitCode: 75, reason: 'exit' });
     });
 
     it('a child whose channel closed but which does not exit is killed after a grace period, reason disconnect', async () => {

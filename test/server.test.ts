@@ -460,14 +460,25 @@ describe('a long life', () => {
       return process.memoryUsage().heapUsed;
     };
     let reads = 0;
-    /** `n` apply calls, 1,000 in flight at a time; `stats` read once per call. */
+    /**
+     * `n` apply calls, 1,000 in flight at a time; `stats` read after each
+     * call. Nothing runs inside the synchronous loop, so each read must see
+     * its call: queued grows by exactly one per call once the two children
+     * (kept fed at most 16 chunks deep) hold what they can take.
+     */
     const run = async (n: number): Promise<void> => {
       for (let from = 0; from < n; from += 1000) {
         const batch: Array<Promise<unknown>> = [];
+        let queued = pool.stats.queued;
+        const completed = pool.stats.completed;
         for (let i = from; i < from + 1000; i++) {
           batch.push(pool.apply('double', [i]));
-          if (pool.stats.processes === 2) reads++;
+          const stats = pool.stats;
+          if (stats.queued - queued === 1 || (stats.queued === 0 && i - from < 2 * 16)) reads++;
+          if (stats.completed === completed) reads++;
+          queued = stats.queued;
         }
+        expect(queued).toBeGreaterThanOrEqual(1000 - 2 * 16);
         const results = (await Promise.all(batch)) as number[];
         expect(results[999]).toBe((from + 999) * 2);
       }
@@ -476,7 +487,7 @@ describe('a long life', () => {
     const before = collect();
     await run(100_000);
     const after = collect();
-    expect(reads).toBe(110_000);
+    expect(reads).toBe(2 * 110_000);
     expect(pool.stats).toMatchObject({ completed: 110_000, failed: 0, queued: 0, size: 2 });
     expect((after - before) / 2 ** 20, `heap grew from ${before} to ${after} bytes`).toBeLessThan(16);
     await closeAndCheck(pool);

@@ -305,7 +305,11 @@ process.on('exit', () => {
 });
 const disconnect = process.disconnect.bind(process);
 process.disconnect = () => {
-  if (report !== undefined && process.connected) flush();
+  if (process.connected) {
+    if (report !== undefined) flush();
+    // The parent's only sign that the channel closed by choice, not with the process.
+    post({ type: 'procpool:disconnecting' });
+  }
   disconnect();
 };
 
@@ -314,8 +318,8 @@ process.disconnect = () => {
 process.on('disconnect', () => setImmediate(() => process.exit(stopping ? 0 : DISCONNECTED_EXIT_CODE)));
 
 // Ctrl-C at a terminal reaches the whole process group: a child leaves it to
-// its parent, which stops it (or, if the parent dies, execa's clean-up and
-// the watchdog end it). Running items are not cut short by a keypress.
+// its parent, which stops it (or, if the parent dies, the orphan guard
+// ends it: the kernel's parent-death signal, or the watchdog). Running items are not cut short by a keypress.
 process.on('SIGINT', () => undefined);
 
 function fatal(error: unknown): void {

@@ -62,7 +62,7 @@ export interface Attempt {
 export interface Backend {
   /** Chunks that may be in flight at once now; 0 while none can be taken. */
   readonly capacity: number;
-  /** Runners it could still add (an elastic pool below its maximum), each taking a chunk of its own. */
+  /** Runners that could still take a chunk of their own beyond `capacity` (an elastic pool below its maximum, a runner still starting). */
   readonly spare: number;
   /** Called whenever `capacity` or `failure` may have changed. */
   onChange(listener: () => void): void;

@@ -2,9 +2,13 @@
  * Two things a pool must know about its calls, kept apart:
  * - open calls: what `terminate()` or a broken pool must fail;
  * - work in flight (chunks queued or running, calls still resolving their
- *   task): what `close()` waits for and what keeps the parent alive.
+ *   task, `ready()`): what `close()` waits for.
  * An `imap` suspended at a `yield` with nothing in flight is open but holds
  * nothing: it never keeps `join()` or the process waiting.
+ *
+ * And the pool's liveness, owned here alone: while work is in flight or a
+ * `join()` is pending, ONE ref'd handle keeps the parent's event loop alive
+ * — never a child's pipe or timer that happens to be ref'd.
  */
 
 /** A call that can be failed from outside. */
@@ -23,6 +27,10 @@ export class Registry {
   #sweepAt = 1024;
   readonly #onDemand: (on: boolean) => void;
   #holds = 0;
+  /** Pending join()s (they keep the parent alive, not close() waiting). */
+  #joins = 0;
+  /** The one ref'd handle: there while #holds or #joins. */
+  #alive: NodeJS.Timeout | undefined;
   #idle: Array<() => void> = [];
   /** The pool was closed: calls opened from now on queue nothing new. */
   #closed = false;
@@ -84,15 +92,43 @@ export class Registry {
 
   /** Counts work in flight until the returned release is called (once). */
   hold(): () => void {
-    if (this.#holds++ === 0) this.#onDemand(true);
+    if (this.#holds++ === 0) {
+      this.#keepAlive();
+      this.#onDemand(true);
+    }
     let released = false;
     return () => {
       if (released) return;
       released = true;
       if (--this.#holds > 0) return;
+      this.#keepAlive();
       this.#onDemand(false);
       for (const resolve of this.#idle.splice(0)) resolve();
     };
+  }
+
+  /** `finished` (what join() returns) keeps the parent alive until it settles. */
+  join<T>(finished: Promise<T>): Promise<T> {
+    this.#joins++;
+    this.#keepAlive();
+    const done = (): void => {
+      this.#joins--;
+      this.#keepAlive();
+    };
+    finished.then(done, done);
+    return finished;
+  }
+
+  #keepAlive(): void {
+    const on = this.#holds > 0 || this.#joins > 0;
+    if (on === (this.#alive !== undefined)) return;
+    // An interval that never fires: its ref is the whole point. Cleared when
+    // nothing waits, so that a pool that is done keeps no timer.
+    if (on) this.#alive = setInterval(() => undefined, 2 ** 31 - 1);
+    else {
+      clearInterval(this.#alive);
+      this.#alive = undefined;
+    }
   }
 
   /** Resolves once no work is in flight. */

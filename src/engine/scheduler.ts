@@ -12,6 +12,7 @@
  */
 import PQueue from 'p-queue';
 import type { Attempt, AttemptEnd, Backend, Report } from './backend.js';
+import { TaskTimeoutError } from '../errors.js';
 import type { Counters } from '../stats.js';
 
 /** What a call offers the scheduler. */
@@ -63,8 +64,10 @@ export class Scheduler {
   #queuedItems = 0;
   #queuedPieces = 0;
   #drained = false;
-  /** Waiters for room in the queue (maxQueue). */
-  #roomWaiters: Array<{ items: number; resolve(): void }> = [];
+  /** Pieces handed to a runner and not yet ended. */
+  #running = 0;
+  /** Hears when the queue or the capacity changed (room for maxQueue, engine/room.ts). */
+  #onRoom: () => void = () => undefined;
 
   /** `onBusy` hears when the first piece arrives and the last one leaves. */
   constructor(backend: Backend, counters: Counters, onBusy: (busy: boolean) => void) {
@@ -80,27 +83,24 @@ export class Scheduler {
     return this.#queuedItems;
   }
 
+  /** Pieces queued, not yet handed to a runner. */
+  get queuedPieces(): number {
+    return this.#queuedPieces;
+  }
+
+  /** Pieces that would start at once: free capacity, and runners the backend could still start (each takes one of its own). */
+  get freeSlots(): number {
+    return Math.max(0, this.#backend.capacity - this.#running) + this.#backend.spare;
+  }
+
+  /** `listener` hears whenever the queue or the capacity changed. */
+  onRoom(listener: () => void): void {
+    this.#onRoom = listener;
+  }
+
   /** Whether any piece is queued or running. */
   get busy(): boolean {
     return this.#pieces > 0;
-  }
-
-  /**
-   * Items of a new call that would wait for a child: those past the chunks
-   * the free capacity takes at once (`items` cut into chunks of `chunksize`).
-   */
-  wouldWait(items: number, chunksize: number): number {
-    if (this.#queuedPieces > 0) return items;
-    // A child the backend can still start takes a chunk of its own.
-    const free = Math.max(0, this.#backend.capacity - this.#queue.pending) + this.#backend.spare;
-    return Math.max(0, items - free * chunksize);
-  }
-
-  /** Resolves once at most `limit - items` items wait (nothing waits, for more items than the limit). */
-  whenRoom(items: number, limit: number): Promise<void> {
-    const threshold = Math.max(0, limit - items);
-    if (this.#queuedItems <= threshold) return Promise.resolve();
-    return new Promise((resolve) => this.#roomWaiters.push({ items: threshold, resolve }));
   }
 
   /** Queues `args` (items `start`… of `owner`'s call, unless it ended); `again`: the rest of a chunk that runs again. */
@@ -123,6 +123,7 @@ export class Scheduler {
     // signal (quadratic). A piece its call no longer wants ends when it comes up.
     void this.#queue.add(() => this.#run(piece), { priority });
     this.#backend.setWaiting(this.#queuedPieces);
+    this.#onRoom();
   }
 
   /**
@@ -140,7 +141,7 @@ export class Scheduler {
     this.#queuedItems -= items;
     this.#queuedPieces -= pieces;
     this.#backend.setWaiting(this.#queuedPieces);
-    if (this.#roomWaiters.length > 0) this.#wakeRoom();
+    this.#onRoom();
     // Only pieces of ended calls wait, maybe for capacity that will not come
     // (an elastic pool with no child): let them end now, each at once.
     if (this.#queuedPieces === 0 && this.#queue.size > 0 && this.#backend.capacity === 0 && !this.#drained) {
@@ -160,18 +161,11 @@ export class Scheduler {
     this.#queue.start();
   }
 
-  #wakeRoom(): void {
-    this.#roomWaiters = this.#roomWaiters.filter((waiter) => {
-      if (this.#queuedItems > waiter.items) return true;
-      waiter.resolve();
-      return false;
-    });
-  }
-
   #fit(): void {
     if (this.#drained) return;
     if (this.#backend.failure !== undefined) return this.drain();
     const capacity = this.#backend.capacity;
+    this.#onRoom();
     if (capacity === 0) return void this.#queue.pause();
     this.#queue.concurrency = capacity;
     if (this.#queue.isPaused) this.#queue.start();
@@ -197,12 +191,16 @@ export class Scheduler {
         exact: piece.exact,
       });
       owner.attach(attempt);
+      this.#running++;
       let end: AttemptEnd;
       try {
         end = await attempt.end;
       } finally {
+        this.#running--;
         owner.detach(attempt);
       }
+      // A runner's room is free again (p-queue counts it free a turn later).
+      this.#onRoom();
       this.#follow(piece, end);
     } finally {
       if (--this.#pieces === 0) this.#onBusy(false);
@@ -226,7 +224,8 @@ export class Scheduler {
       exact = end.uncertain;
       if (!end.uncertain) {
         const tried = tries?.get(next) ?? 0;
-        if (tried < owner.retries) (tries ??= new Map()).set(next, tried + 1);
+        // Retries are for deaths: an item that ran past its timeout is not run again.
+        if (tried < owner.retries && !(end.error instanceof TaskTimeoutError)) (tries ??= new Map()).set(next, tried + 1);
         else {
           owner.accept(tag, next, { values: [undefined], failures: [[0, { local: end.error }]] }, 0);
           next++;

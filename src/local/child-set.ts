@@ -6,7 +6,7 @@
  * cannot start: the module does not load, the initializer is missing or
  * throws, or several starts in a row fail.
  */
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { Attempt, Backend, ChunkJob } from '../engine/backend.js';
 import { PoolBrokenError, PoolClosedError } from '../errors.js';
 import type { ResolvedPoolOptions } from '../options.js';
@@ -20,7 +20,12 @@ import { spawnLazily } from './deferred-port.js';
 import type { ChildPort, SpawnPort } from './spawn.js';
 import { typeScriptHint } from '../node-flags.js';
 
-/** Start failures in a row (killed while starting) that break the pool. */
+/** Whether anyone reads `stream` (a pipe, a 'data' or 'readable' listener, an async iterator). */
+function hasConsumer(stream: Readable): boolean {
+  return stream.readableFlowing !== null || stream.listenerCount('readable') > 0;
+}
+
+/** Start failures in a row that break a pool which has had ready children (see #startFailed). */
 const maxStartFailures = 5;
 
 type State = 'running' | 'stopping' | 'broken' | 'terminated';
@@ -53,9 +58,12 @@ export class ChildSet implements Backend {
   #demand = false;
   readonly #starts: Starts;
   #whenGone: Array<() => void> = [];
+  /** Piped output: kept for its reader, or dropped (the pool stopped with nobody reading it). */
+  #output: 'kept' | 'dropped' = 'kept';
   /** Children's output, merged, when stdio is 'pipe'. */
   readonly stdout: PassThrough | undefined;
   readonly stderr: PassThrough | undefined;
+  readonly #consumed = (): boolean => this.#output === 'kept' && this.stdout !== undefined && hasConsumer(this.stdout);
   /** `#usable` as a value, for placement.ts. */
   readonly #usableNow = (child: Child): boolean => this.#usable(child);
 
@@ -126,9 +134,16 @@ export class ChildSet implements Backend {
     });
   }
 
-  /** Children the pool could still add. */
+  /**
+   * Children that could still take a chunk of their own beyond `capacity`:
+   * those the pool could add, and those starting with nothing yet while
+   * another is ready (capacity leaves them out until they are ready).
+   */
   get spare(): number {
-    return this.#state === 'running' ? Math.max(0, this.#sizing.max - this.size - this.#respawning) : 0;
+    if (this.#state !== 'running') return 0;
+    let ready = false;
+    for (const child of this.#live) if (child.state === 'ready' && this.#usable(child)) ready = true;
+    return Math.max(0, this.#sizing.max - this.size - this.#respawning) + (ready ? startingEmpty(this.#live, this.#usableNow) : 0);
   }
 
   /** Children now: starting or ready (not those leaving). */
@@ -169,6 +184,7 @@ export class ChildSet implements Backend {
 
   stop(): Promise<void> {
     if (this.#state === 'running') this.#state = 'stopping';
+    this.#dropUnread();
     this.#starts.reject(new PoolClosedError('The pool was closed before its children were ready'));
     for (const child of this.#live) child.stop();
     return this.#gone();
@@ -176,6 +192,7 @@ export class ChildSet implements Backend {
 
   kill(): Promise<void> {
     if (this.#state !== 'broken') this.#state = 'terminated';
+    this.#dropUnread();
     this.#starts.reject(new PoolClosedError('The pool was terminated before its children were ready'));
     for (const child of this.#live) child.terminate();
     this.#changed();
@@ -204,6 +221,17 @@ export class ChildSet implements Backend {
     return busy;
   }
 
+  /**
+   * The pool stops and nobody reads its piped output: it is dropped from
+   * now on, so that no child waits to flush output nobody will read.
+   */
+  #dropUnread(): void {
+    if (this.#output === 'dropped' || this.stdout === undefined || hasConsumer(this.stdout)) return;
+    this.#output = 'dropped';
+    this.stdout.resume();
+    if (this.stderr !== undefined && !hasConsumer(this.stderr)) this.stderr.resume();
+  }
+
   async #gone(): Promise<void> {
     if (this.#live.size > 0) await new Promise<void>((resolve) => this.#whenGone.push(resolve));
     // Each child's piped output read to its end, however slow the reader; then the merged streams end.
@@ -223,7 +251,7 @@ export class ChildSet implements Backend {
 
 
   #start(slot: number): Child {
-    const port = this.#spawn(this.#init, { stdout: this.stdout, stderr: this.stderr ?? process.stderr });
+    const port = this.#spawn(this.#init, { stdout: this.stdout, stderr: this.stderr ?? process.stderr, consumed: this.#consumed });
     const child = new Child(port, this.#events, slot, this.#init);
     child.demand = this.#demand;
     this.#live.add(child);
@@ -283,7 +311,7 @@ export class ChildSet implements Backend {
 
   #onReady(child: Child, tasks: string[]): void {
     this.#startFailures = 0;
-    this.#starts.readied(tasks);
+    this.#starts.readied(child.slot, tasks);
     this.#idle(child);
     this.#changed();
   }
@@ -310,27 +338,38 @@ export class ChildSet implements Backend {
     const port = this.#ports.get(child);
     void port?.outputDone.then(() => this.#ports.delete(child));
     this.#sizing.busy(child);
-    // A module that does not load breaks the pool, also when the child was already retired (maxTasksPerChild while it started).
-    if (this.#state === 'running' && exit.startFailed) this.#break(exit);
+    if (this.#state === 'running' && (exit.startFailed || (exit.from === 'starting' && !exit.requested))) this.#startFailed(child, exit);
     else if (this.#state === 'running' && !exit.requested) {
-      if (exit.from !== 'starting') {
-        // Below the minimum, or work waits: a replacement in its slot; else the pool just shrank.
-        if (this.size + this.#respawning < this.#sizing.min || this.#waiting > 0) this.#replace(child);
-      } else if (exit.signal === null) this.#break(exit);
-      else if (++this.#startFailures >= maxStartFailures) this.#break(exit);
-      else {
-        // Killed while starting (the OOM killer, kill -9): start again, with backoff.
-        const delay = Math.min(1000, 50 * 2 ** (this.#startFailures - 1));
-        this.#respawning++;
-        setTimeout(() => {
-          this.#respawning--;
-          if (this.#state === 'running') this.#replace(child);
-        }, delay);
-      }
+      // Below the minimum, or work waits: a replacement in its slot; else the pool just shrank.
+      if (this.size + this.#respawning < this.#sizing.min || this.#waiting > 0) this.#replace(child);
     }
     this.#fit();
     this.#changed();
     if (this.#live.size === 0) for (const resolve of this.#whenGone.splice(0)) resolve();
+  }
+
+  /**
+   * The one rule for a start that failed (it could not be spawned, the
+   * module or initializer failed, it exited or was killed while starting).
+   * Before any child was ready, the module cannot run here: the pool breaks
+   * at once — unless a signal killed a child that had not failed otherwise
+   * (the OOM killer, kill -9). Once the
+   * pool has had ready children, it is a passing failure (EAGAIN, EMFILE, a
+   * module that failed to load once): started again with backoff. Either
+   * way, `maxStartFailures` in a row break it.
+   */
+  #startFailed(child: Child, exit: ChildExit): void {
+    if (!this.#starts.started && (exit.startFailed || exit.signal === null)) return this.#break(exit);
+    if (++this.#startFailures >= maxStartFailures) return this.#break(exit);
+    // A child retired while it started already has its replacement.
+    if (exit.requested) return;
+    const delay = Math.min(1000, 50 * 2 ** (this.#startFailures - 1));
+    this.#respawning++;
+    setTimeout(() => {
+      this.#respawning--;
+      if (this.#state === 'running') this.#replace(child);
+      this.#fit();
+    }, delay);
   }
 
   /** Children cannot start: report it once and start no more. */

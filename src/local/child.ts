@@ -15,7 +15,7 @@ import { deserializeThrown } from '../error-codec.js';
 import type { ResolvedPoolOptions } from '../options.js';
 import { isChildMessage, type ChildMessage, type RunMessage } from '../protocol.js';
 import { checkSendable } from '../sendable.js';
-import { endAtExit, exitReason, type ChildExit, type ChildState, type KillReason } from './exit.js';
+import { endAtExit, exitReason, type ChannelState, type ChildExit, type ChildState, type KillReason } from './exit.js';
 import { Entry, type EntryOwner } from './ledger.js';
 import type { ChildPort } from './spawn.js';
 
@@ -45,6 +45,7 @@ export class Child implements EntryOwner {
   #outbox: RunMessage[] = [];
   #state: ChildState = 'starting';
   #kill: KillReason = { kind: 'none' };
+  #channel: ChannelState = 'open';
   #requested = false;
   #startFailed = false;
   #fatal: unknown = undefined;
@@ -232,6 +233,9 @@ export class Child implements EntryOwner {
       case 'procpool:fatal':
         this.#fatal = deserializeThrown(message.error);
         return;
+      case 'procpool:disconnecting':
+        this.#channel = 'let go';
+        return;
     }
   }
 
@@ -304,7 +308,7 @@ export class Child implements EntryOwner {
       pid: this.pid,
       exitCode,
       signal,
-      reason: exitReason(exitCode, signal, stderr, this.#kill),
+      reason: exitReason(signal, stderr, this.#kill, this.#channel),
       cause,
       startFailed: this.#startFailed || this.#port.spawnError !== undefined,
       requested: this.#requested,

@@ -5,7 +5,6 @@
  */
 import type { AttemptEnd } from '../engine/backend.js';
 import { TaskTimeoutError, WorkerExitError, type WorkerExitReason } from '../errors.js';
-import { DISCONNECTED_EXIT_CODE } from '../protocol.js';
 import type { Entry } from './ledger.js';
 
 /** A child's life: starting → ready → draining → stopping → exited. */
@@ -36,10 +35,17 @@ export interface ChildExit {
   stderr: string;
 }
 
-/** Why a child ended, from how it exited, what it last wrote to stderr and why the pool killed it. */
-export function exitReason(exitCode: number | null, signal: NodeJS.Signals | null, stderr: string, kill: KillReason): WorkerExitReason {
+/** The child's channel: open, or let go of by the child (it said so before it closed). */
+export type ChannelState = 'open' | 'let go';
+
+/**
+ * Why a child ended, from what the parent saw: the child letting go of its
+ * channel, the pool's own kill, a signal, what it last wrote to stderr —
+ * never from an exit code, which a task may use too.
+ */
+export function exitReason(signal: NodeJS.Signals | null, stderr: string, kill: KillReason, channel: ChannelState): WorkerExitReason {
   if (/heap out of memory|Reached heap limit/i.test(stderr)) return 'oom';
-  if (exitCode === DISCONNECTED_EXIT_CODE || kill.kind === 'channel-lost') return 'disconnect';
+  if (channel === 'let go' || kill.kind === 'channel-lost') return 'disconnect';
   return signal !== null ? 'signal' : 'exit';
 }
 

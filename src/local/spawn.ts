@@ -41,6 +41,8 @@ const outputIdleMs = 2000;
 export interface ChildOutput {
   stdout: Writable | undefined;
   stderr: Writable;
+  /** Whether anyone reads `stdout` (false once the pool stopped with nobody reading: its output is dropped). */
+  consumed(): boolean;
 }
 
 /**
@@ -67,11 +69,6 @@ export interface ChildPort {
   readonly outputDone: Promise<void>;
 }
 
-/** Whether anyone reads `stream` (a pipe, a 'data' or 'readable' listener, an async iterator). */
-function hasConsumer(stream: Writable): boolean {
-  const readable = stream as unknown as Readable;
-  return readable.readableFlowing !== null || readable.listenerCount('readable') > 0;
-}
 
 /** Starts a child process. */
 export type SpawnPort = (options: ResolvedPoolOptions & { moduleUrl: string }, output: ChildOutput) => ChildPort;
@@ -98,7 +95,10 @@ class SpawnedChild implements ChildPort {
       stdio: ['ignore', options.stdio === 'pipe' ? 'pipe' : 'inherit', 'pipe', 'ipc'],
       serialization: 'advanced',
       buffer: false,
-      cleanup: true,
+      // Not execa's `cleanup`: it patches process.emit and process.reallyExit
+      // for the whole program (signal-exit), which hid Node's exit code 13 for
+      // an unsettled top-level await. The orphan guards end the children.
+      cleanup: false,
       reject: false,
       forceKillAfterDelay: 1000,
       ...(options.env === undefined ? {} : { env: options.env, extendEnv: false }),
@@ -119,9 +119,12 @@ class SpawnedChild implements ChildPort {
     if (output.stdout && stdout) {
       stdout.pipe(output.stdout, { end: false });
       // Read to its end: a slow consumer of pool.stdout still gets the tail.
-      // A grandchild may hold the pipe open after the child exits: then it
-      // counts as done once nothing came for a while and the consumer is not
-      // the one holding things up (the pipe is not back-pressured).
+      // Output nobody reads is done when the child has exited. A grandchild
+      // may hold the pipe open after the child exits: then it counts as done
+      // once nothing came for a while and the consumer is not the one holding
+      // things up (the pipe is not back-pressured). The parent stays alive
+      // meanwhile because join() is pending (engine/registry.ts), not because
+      // of this timer.
       this.outputDone = new Promise((resolve) => {
         let exited = false;
         let finished = false;
@@ -129,9 +132,9 @@ class SpawnedChild implements ChildPort {
         const watch = (): void => {
           clearTimeout(idle);
           if (!exited || finished) return;
-          // Held up by a consumer that reads slowly: wait for it. Nobody reading: done.
-          idle = setTimeout(() => (output.stdout!.writableNeedDrain && hasConsumer(output.stdout!) ? watch() : done()), outputIdleMs);
-          // Never what keeps the parent alive.
+          if (!output.consumed()) return done();
+          // Held up by a consumer that reads slowly: wait for it.
+          idle = setTimeout(() => (output.stdout!.writableNeedDrain && output.consumed() ? watch() : done()), outputIdleMs);
           idle.unref();
         };
         const done = (): void => {

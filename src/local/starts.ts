@@ -1,7 +1,9 @@
 /**
- * What waits on children starting: `ready()` (the first `minProcesses`
- * children ready) and the module's export names (known from the first child
- * ready). Both are rejected once when the pool stops or breaks first.
+ * What waits on children starting: `ready()` (a child ready in each of the
+ * first `minProcesses` slots: the original children, a replacement counting
+ * only for the slot it took over) and the module's export names (known from
+ * the first child ready). Both are rejected once when the pool stops or
+ * breaks first.
  */
 
 interface Waiter<T> {
@@ -12,7 +14,8 @@ interface Waiter<T> {
 /** Waiters on the children's start. */
 export class Starts {
   readonly #min: number;
-  #readyCount = 0;
+  /** Slots below `min` that have had a ready child. */
+  readonly #readySlots = new Set<number>();
   #tasks: string[] | undefined;
   #whenReady: Array<Waiter<void>> = [];
   #whenTasks: Array<Waiter<string[]>> = [];
@@ -27,9 +30,14 @@ export class Starts {
     return this.#tasks;
   }
 
-  /** Resolves when `min` children have been ready. */
+  /** Resolves when each of the first `min` slots has had a ready child. */
+  /** Whether any child has been ready (a later failed start is then retried). */
+  get started(): boolean {
+    return this.#tasks !== undefined;
+  }
+
   ready(): Promise<void> {
-    if (this.#readyCount >= this.#min) return Promise.resolve();
+    if (this.#readySlots.size >= this.#min) return Promise.resolve();
     return new Promise((resolve, reject) => this.#whenReady.push({ resolve, reject }));
   }
 
@@ -39,14 +47,14 @@ export class Starts {
     return new Promise((resolve, reject) => this.#whenTasks.push({ resolve, reject }));
   }
 
-  /** A child is ready, with the module's export names. */
-  readied(tasks: string[]): void {
-    this.#readyCount++;
+  /** The child in `slot` is ready, with the module's export names. */
+  readied(slot: number, tasks: string[]): void {
+    if (slot < this.#min) this.#readySlots.add(slot);
     if (this.#tasks === undefined) {
       this.#tasks = tasks;
       for (const waiter of this.#whenTasks.splice(0)) waiter.resolve(tasks);
     }
-    if (this.#readyCount >= this.#min) for (const waiter of this.#whenReady.splice(0)) waiter.resolve();
+    if (this.#readySlots.size >= this.#min) for (const waiter of this.#whenReady.splice(0)) waiter.resolve();
   }
 
   /** No child will start any more: every waiter rejects with `error`. */

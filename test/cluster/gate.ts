@@ -3,7 +3,7 @@
  * loudly (global-setup.ts prints why and how to enable it) — except under
  * CI (`CI=true`), where a skipped cluster suite fails.
  */
-import { describe, it } from 'vitest';
+import { describe, it, type TestFunction } from 'vitest';
 import { hasRedisServer } from './redis.js';
 
 export const redisAvailable = hasRedisServer();
@@ -22,4 +22,14 @@ export function describeCluster(name: string, body: () => void): void {
       });
     });
   } else describe.skip(name, body);
+}
+
+/** One test that needs redis-server, on the same rule as `describeCluster`: skipped without it, a failure under CI. */
+export function itCluster(name: string, body: TestFunction, timeout?: number): void {
+  if (redisAvailable) it(name, body, timeout);
+  else if (process.env.CI === 'true') {
+    it(`${name}: needs redis-server (under CI a skipped cluster test is a failure)`, () => {
+      throw new Error(skipNotice);
+    });
+  } else it.skip(name, body, timeout);
 }

@@ -7,6 +7,10 @@
  * for — that parent and child memory stay bounded, and that no child is left
  * after join(). One summary line; exit code 1 on any breach.
  *
+ * Then tasks end their child with every exit code from 1 to `exitCodes`:
+ * each must be reported as that code, reason 'exit' (never taken for one of
+ * the worker's own).
+ *
  * imap stops at its first error, so the soak runs several "lanes", each a
  * loop of imap calls: when a call fails at position k, the error belongs to
  * the k-th item it read (items before it were yielded; streamed chunks lose
@@ -40,6 +44,8 @@ export interface SoakConfig {
   childRssSlackMiB: number;
   /** A stall: no item settled for this long. */
   stallMs: number;
+  /** Calls that end their child with each exit code from 1 to this. */
+  exitCodes: number;
 }
 
 export interface SoakReport {
@@ -57,6 +63,8 @@ export interface SoakReport {
   parentPeakRssMiB: number;
   parentGrowthMiB: number;
   childPeakRssMiB: number;
+  /** Exit codes reported as the task's own (reason 'exit', that code). */
+  exitCodesRight: number;
   /** Every broken promise, described; empty when the soak passed. */
   breaches: string[];
   summary: string;
@@ -179,6 +187,17 @@ export async function runSoak(config: SoakConfig): Promise<SoakReport> {
   };
   await Promise.all(Array.from({ length: config.lanes }, lane));
   const restarts = pool.stats.restarts;
+  // Every exit code a task may use, each reported as its own.
+  let exitCodesRight = 0;
+  if (!stalled) {
+    const codes = Array.from({ length: config.exitCodes }, (_, i) => i + 1);
+    const exits = await Promise.all(codes.map((code) => pool.apply('exitWith', [code]).then(() => 'no error' as const, (error: unknown) => error)));
+    exits.forEach((error, i) => {
+      const code = i + 1;
+      if (error instanceof WorkerExitError && error.reason === 'exit' && error.exitCode === code) exitCodesRight++;
+      else breach(`a task's exit with code ${code} was reported as ${String(error)} ${JSON.stringify(error)}`);
+    });
+  }
   pool.close();
   await pool.join();
   clearInterval(sampler);
@@ -203,7 +222,8 @@ export async function runSoak(config: SoakConfig): Promise<SoakReport> {
     `soak: ${config.items} items in ${seconds.toFixed(1)} s (${Math.round(config.items / seconds)} items/s): ${ok} ok, ` +
     `failed ${Object.entries(failed).map(([k, n]) => `${k}=${n}`).join(' ')} (deaths seen as timeouts ${misreported}); ` +
     `restarts ${restarts} (recycled ${restarts - faults.length}), children started ${pids.length}, left ${left.length}; ` +
-    `peak RSS parent ${Math.round(parentPeak / MiB)} MiB (+${Math.round((parentPeak - parentStart) / MiB)}), child ${Math.round(childPeak / MiB)} MiB; breaches ${breaches.length}`;
+    `peak RSS parent ${Math.round(parentPeak / MiB)} MiB (+${Math.round((parentPeak - parentStart) / MiB)}), child ${Math.round(childPeak / MiB)} MiB; ` +
+    `exit codes 1-${config.exitCodes} reported as their own ${exitCodesRight}; breaches ${breaches.length}`;
   return {
     config,
     seconds,
@@ -217,6 +237,7 @@ export async function runSoak(config: SoakConfig): Promise<SoakReport> {
     parentPeakRssMiB: parentPeak / MiB,
     parentGrowthMiB: (parentPeak - parentStart) / MiB,
     childPeakRssMiB: childPeak / MiB,
+    exitCodesRight,
     breaches,
     summary,
   };
@@ -240,6 +261,7 @@ export function fromEnv(env: NodeJS.ProcessEnv = process.env, items?: string): S
     maxParentGrowthMiB: num('SOAK_MAX_PARENT_GROWTH_MIB', 150),
     childRssSlackMiB: num('SOAK_CHILD_RSS_SLACK_MIB', 64),
     stallMs: num('SOAK_STALL_MS', 30_000),
+    exitCodes: num('SOAK_EXIT_CODES', 200),
   };
 }
 
