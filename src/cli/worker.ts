@@ -7,6 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { Option, type Command } from 'commander';
 import { integerFrom, milliseconds, collect, UsageError } from './options.js';
+import { exitCodes } from './run.js';
 import { childNodeOptions, resolveTaskModule } from './task-module.js';
 
 interface WorkerFlags {
@@ -16,6 +17,7 @@ interface WorkerFlags {
   nodeOption?: string[];
   lockDuration?: number;
   stalledInterval?: number;
+  verbose?: boolean;
 }
 
 const help = `
@@ -40,18 +42,48 @@ export function addWorkerCommand(program: Command): void {
     .argument('<module>', 'task module: the same file the callers use (its content names the queue)')
     .addOption(new Option('--redis <url>', 'redis:// or rediss:// URL (a password in it: prefer the environment variable)').env('PROCPOOL_REDIS'))
     .option('-j, --processes <n>', 'child processes (default: the number of CPUs)', integerFrom(1))
-    .option('--queue <name>', 'serve this queue instead of <file name>-<content hash> (jobs for another module version are still refused)')
+    .option('--queue <name>', 'serve <name>-<content hash> instead of <file name>-<content hash> (jobs still go only to workers of the same module content)')
     .option('--node-option <flag>', 'a Node flag for the children (repeatable)', collect)
     .option('--lock-duration <ms>', "a chunk's lock; a lost worker's chunks run elsewhere within about lock + stalled interval (default 5000)", milliseconds)
     .option('--stalled-interval <ms>', 'how often to look for chunks of lost workers (default 1500)', milliseconds)
+    .option('--verbose', "also log BullMQ's own messages (locks it could not renew, jobs gone when it came to finish them)")
     .addHelpText('after', help)
     .action(async (module: string, flags: WorkerFlags) => {
       if (flags.redis === undefined) throw new UsageError('--redis <url> (or PROCPOOL_REDIS) is required');
       const url = resolveTaskModule(module);
       // Loaded here: the map and starmap commands never load bullmq or ioredis.
-      const { serve } = await import('../cluster/serve.js');
+      let serve: typeof import('../cluster/serve.js').serve;
+      try {
+        ({ serve } = await import('../cluster/serve.js'));
+      } catch (error) {
+        // A missing peer (bullmq, ioredis): its install line, without a stack.
+        if (!(error instanceof Error && /^procpool\/cluster needs/.test(error.message))) throw error;
+        process.stderr.write(`procpool: ${error.message}\n`);
+        process.exitCode = exitCodes.failed;
+        return;
+      }
       const log = (line: string): void => void process.stdout.write(`${line}\n`);
-      let server: Awaited<ReturnType<typeof serve>>;
+      // Signals count from the start: one while the worker waits for Redis ends it there.
+      const starting = new AbortController();
+      let server: Awaited<ReturnType<typeof serve>> | undefined;
+      let signals = 0;
+      let stop!: () => void;
+      const stopped = new Promise<void>((resolve) => (stop = resolve));
+      const onSignal = (): void => {
+        signals++;
+        if (server === undefined) {
+          starting.abort();
+          stop();
+        } else if (signals === 1) {
+          log('procpool worker: stopping (running chunks finish; signal again to stop now)');
+          void server.stop().then(stop);
+        } else if (signals === 2) {
+          log('procpool worker: stopping now (running chunks go back to the queue)');
+          void server.kill().then(stop);
+        } else process.exit(130);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       try {
         server = await serve({
           module: url,
@@ -61,25 +93,22 @@ export function addWorkerCommand(program: Command): void {
           nodeOptions: childNodeOptions(url, flags.nodeOption ?? []),
           timing: { ...(flags.lockDuration === undefined ? {} : { lockDuration: flags.lockDuration }), ...(flags.stalledInterval === undefined ? {} : { stalledInterval: flags.stalledInterval }) },
           log,
+          verbose: flags.verbose === true,
+          signal: starting.signal,
         });
       } catch (error) {
+        if (starting.signal.aborted) return log('procpool worker: stopped before it served');
         if (error instanceof TypeError) throw new UsageError(error.message);
+        // Redis it cannot use (Redis Cluster): the reason, without a stack.
+        if (error instanceof Error && error.message.startsWith('procpool worker: ')) {
+          process.stderr.write(`${error.message}\n`);
+          process.exitCode = exitCodes.failed;
+          return;
+        }
         throw error;
       }
-      let signals = 0;
-      const stopped = new Promise<void>((resolve) => {
-        const onSignal = (): void => {
-          signals++;
-          if (signals === 1) {
-            log('procpool worker: stopping (running chunks finish; signal again to stop now)');
-            void server.stop().then(resolve);
-          } else if (signals === 2) void server.kill().then(resolve);
-          else process.exit(130);
-        };
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
-      });
       await stopped;
+      if (server === undefined) return;
       log(`procpool worker: stopped after ${server.served.chunks} chunks (${server.served.items} items, ${server.served.reruns} run again after a lost worker)`);
     });
 }

@@ -73,14 +73,14 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
 
   constructor(settings: ClusterSettings) {
     this.#settings = settings;
-    this.#keys = new QueueKeys(settings.identity.queue);
+    this.#keys = new QueueKeys(settings.identity);
     this.#redis = connectRedis(settings.redis, 'procpool-caller');
     this.#jobs = connectRedis(settings.redis, 'procpool-caller-jobs');
     this.#blocking = connectRedis(settings.redis, 'procpool-caller-results', { atMostOnce: true });
     this.#queue = openQueue(this.#jobs, this.#redis, settings.identity.queue);
     this.#jobIds = new CallerJobs(this.#caller, this.#queue, this.#jobs, this.#clock);
     this.#reader = new ResultReader(this.#blocking, this.#keys.results(this.#caller), this.#keys.resultToken(this.#caller), (result) => this.#onResult(result));
-    this.#watch = new ClusterWatch(this.#redis, this.#queue, this.#keys, this.#caller, this.#clock, { ...settings, queue: settings.identity.queue }, this);
+    this.#watch = new ClusterWatch(this.#redis, this.#queue, this.#keys, this.#caller, this.#clock, { ...settings, queue: settings.identity.queue, module: settings.identity.hash }, this);
   }
 
   get #workers(): readonly Announcement[] {

@@ -52,7 +52,7 @@ export class CallerJobs {
 
   /** Adds `attempt`'s job under `id`; rejects only with Redis' own refusal. */
   async add(attempt: RemoteAttempt, id: string): Promise<void> {
-    const adding = this.#queue.add(id, attempt.data.task, attempt.data);
+    const adding = this.#queue.add(attempt.data.task, attempt.data, { jobId: id });
     let bound = boundFor(attempt.data.args.length);
     for (;;) {
       const answered = await this.#clock.bound(adding.then(() => true), bound, () => new Unanswered()).catch((error: unknown) => {
@@ -61,7 +61,7 @@ export class CallerJobs {
       });
       if (answered) return;
       // Nobody waits for it any more (or the pool has closed): its add lands (and is stopped) or not.
-      if (attempt.phase === 'ended' || this.#connection.status === 'end') return adding;
+      if (attempt.phase === 'ended' || this.#connection.status === 'end') return void (await adding);
       reconnectRedis(this.#connection);
       bound *= 2;
     }

@@ -14,9 +14,12 @@ export class ClusterUnavailableError extends PoolError {
   /** Milliseconds the pool waited. */
   readonly waited: number;
 
-  constructor(fields: { reason: UnavailableReason; waited: number; queue: string }, options?: ErrorOptions) {
-    const what = fields.reason === 'redis' ? 'Redis was unreachable' : `no worker served queue "${fields.queue}"`;
-    super(`The cluster is unavailable: ${what} for ${fields.waited} ms`, 'PROCPOOL_CLUSTER_UNAVAILABLE', options);
+  /** `hint`: what else was seen (Redis's own complaint, other versions' workers), appended to the message. */
+  constructor(fields: { reason: UnavailableReason; waited: number; queue: string; hint?: string }, options?: ErrorOptions) {
+    const hint = fields.hint === undefined ? '' : `: ${fields.hint}`;
+    // Refused at once (credentials, TLS, an unsupported server) is not "unreachable for 0 ms".
+    const what = fields.reason === 'no-worker' ? `no worker served queue "${fields.queue}" for ${fields.waited} ms${hint}` : fields.waited === 0 && hint !== '' ? `Redis refused this client${hint}` : `Redis was unreachable for ${fields.waited} ms${hint}`;
+    super(`The cluster is unavailable: ${what}`, 'PROCPOOL_CLUSTER_UNAVAILABLE', options);
     this.reason = fields.reason;
     this.waited = fields.waited;
   }

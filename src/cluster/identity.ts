@@ -17,13 +17,15 @@ export interface ModuleIdentity {
   readonly url: string;
   /** First 16 hex digits of the SHA-256 of the module file. */
   readonly hash: string;
-  /** The BullMQ queue: an explicit name, or `<file name>-<hash>`. */
+  /** Where every version of the module meets: the explicit queue name, or the file name. Workers announce themselves here. */
+  readonly family: string;
+  /** The BullMQ queue: `<family>-<hash>`. Only workers of this version take its jobs. */
   readonly queue: string;
 }
 
 const queueName = /^[\w.-]{1,100}$/;
 
-/** Reads the module file once; `queue` overrides the name (the hash is still checked by the worker). */
+/** Reads the module file once; `queue` names the family instead of the file name (the hash still routes). */
 export function moduleIdentity(url: string, queue: string | undefined): ModuleIdentity {
   let content: Buffer;
   try {
@@ -32,8 +34,8 @@ export function moduleIdentity(url: string, queue: string | undefined): ModuleId
     throw new Error(`The task module ${url} cannot be read to name its queue`, { cause: error });
   }
   const hash = createHash('sha256').update(content).digest('hex').slice(0, 16);
-  const name = queue ?? `${basename(fileURLToPath(url)).replace(/[^\w.-]/g, '_')}-${hash}`;
-  return { url, hash, queue: name };
+  const family = queue ?? basename(fileURLToPath(url)).replace(/[^\w.-]/g, '_');
+  return { url, hash, family, queue: `${family}-${hash}` };
 }
 
 /** Checks an explicit queue name (letters, digits, `_`, `.`, `-`: it becomes part of Redis keys). */
@@ -45,22 +47,29 @@ export function checkQueueName(queue: unknown): string | undefined {
   return queue;
 }
 
-/** procpool's own keys beside BullMQ's (`procpool:<queue>:<job id>`): a `@` never starts a job id. */
+/**
+ * procpool's own keys beside BullMQ's (`procpool:<queue>:<job id>`): a `@`
+ * never starts a job id. Announcements are the family's (every version's
+ * workers, so that a caller can say which versions serve the file); the rest
+ * is the version's queue.
+ */
 export class QueueKeys {
   readonly #base: string;
+  readonly #family: string;
 
-  constructor(queue: string) {
-    this.#base = `${keyPrefix}:${queue}:@`;
+  constructor(identity: Pick<ModuleIdentity, 'family' | 'queue'>) {
+    this.#base = `${keyPrefix}:${identity.queue}:@`;
+    this.#family = `${keyPrefix}:${identity.family}:@`;
   }
 
-  /** Set of the ids of workers that announced themselves. */
+  /** Set of the ids of workers that announced themselves, of every version. */
   get workers(): string {
-    return `${this.#base}workers`;
+    return `${this.#family}workers`;
   }
 
   /** A worker's announcement (JSON, with a TTL: gone when the worker is). */
   worker(id: string): string {
-    return `${this.#base}worker:${id}`;
+    return `${this.#family}worker:${id}`;
   }
 
   /** A caller's heartbeat (TTL): workers drop the jobs of a caller whose key is gone. */

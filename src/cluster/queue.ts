@@ -5,23 +5,47 @@
  * SIGKILLed) has its job moved back to the queue by another worker's stalled
  * check — the job runs again elsewhere (at least once, never exactly once).
  */
-import { Queue, WaitingError, Worker, type Job } from 'bullmq';
+import { createRequire } from 'node:module';
+import type { Job } from 'bullmq';
 import { keyPrefix } from './identity.js';
+import { loadPeer } from './peers.js';
 import type { JobData } from './codec.js';
 import type { Redis } from './redis.js';
+
+const { Queue, WaitingError, Worker } = loadPeer('bullmq', () => createRequire(import.meta.url)('bullmq') as typeof import('bullmq'));
 
 /** How long a failed job stays readable for its caller (seconds); completed ones go at once. */
 const failedRetentionS = 300;
 
 /** The caller's side of a queue. */
 export interface JobQueue {
-  /** Adds one chunk under `id`, the caller's own (never Redis' counter: it starts again when Redis loses its data). */
-  add(id: string, task: string, data: JobData): Promise<void>;
+  /**
+   * Adds one chunk; resolves with its job id. Adds made in one turn of the event loop go to Redis together (addBulk).
+   * The caller passes its own `jobId` (never Redis' counter: it starts again when Redis loses its data).
+   */
+  add(task: string, data: JobData, options?: AddOptions): Promise<string>;
   /** Where each job is, in one round trip whatever the queue's length (same order as `ids`). */
   inspect(ids: readonly string[]): Promise<JobSighting[]>;
   /** Removes a job that no worker holds; false when one does (it runs on). */
   remove(id: string): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** BullMQ's options of one job that the caller chooses (its `jobId`). */
+export interface AddOptions {
+  jobId?: string;
+}
+
+/** Jobs per addBulk, and the payload (base64 characters) past which a batch goes at once: a big chunk never waits behind small ones. */
+const bulkJobs = 500;
+const bulkChars = 1 << 20;
+
+interface PendingAdd {
+  readonly name: string;
+  readonly data: JobData;
+  readonly opts: AddOptions;
+  resolve(id: string): void;
+  reject(error: unknown): void;
 }
 
 /** What the caller learns of a job: in the queue (waiting or running), finished, failed (and why), or gone. */
@@ -39,13 +63,32 @@ export function openQueue(connection: Redis, control: Redis, name: string): JobQ
   const queue = new Queue<JobData>(name, {
     connection,
     prefix: keyPrefix,
+    // Nobody reads BullMQ's events stream (results have their own list): kept to Redis's smallest trim, not 10,000 entries.
+    streams: { events: { maxLen: 0 } },
     defaultJobOptions: { attempts: 1, removeOnComplete: true, removeOnFail: { age: failedRetentionS, count: 1000 } },
   });
   queue.on('error', () => undefined);
+  // One round trip for the chunks a call hands out at once, instead of one each.
+  let pending: PendingAdd[] = [];
+  let chars = 0;
+  const flush = (): void => {
+    const batch = pending;
+    pending = [];
+    chars = 0;
+    if (batch.length === 0) return;
+    queue.addBulk(batch.map(({ name, data, opts }) => ({ name, data, opts }))).then(
+      (jobs) => batch.forEach((add, i) => add.resolve(jobs[i]!.id!)),
+      (error: unknown) => batch.forEach((add) => add.reject(error)),
+    );
+  };
   return {
-    add: async (id, task, data) => {
-      await queue.add(task, data, { jobId: id });
-    },
+    add: (task, data, opts = {}) =>
+      new Promise<string>((resolve, reject) => {
+        if (pending.length === 0) setImmediate(flush);
+        pending.push({ name: task, data, opts, resolve, reject });
+        chars += data.args.length;
+        if (pending.length >= bulkJobs || chars >= bulkChars) flush();
+      }),
     inspect: async (ids) => {
       if (ids.length === 0) return [];
       // One pipelined HMGET per job: O(jobs asked), where getJobState scans the queue's lists.
@@ -87,10 +130,15 @@ export const defaultTiming: Readonly<DeliveryTiming> = Object.freeze({ lockDurat
 
 /**
  * How a worker's run of a job ended: `done` (its outcome sent, or the job
- * dropped), or `released` — stopped before its end (a forced stop): the job
- * goes back to the queue at once, to run on another worker.
+ * dropped), `released` — stopped before its end (a forced stop) — or
+ * `returned`, given back before it started (a stopping worker's job taken
+ * ahead): either way the job goes back to the queue at once, to run on
+ * another worker; a returned one is not counted as a run.
  */
-export type RunEnd = 'done' | 'released';
+export type RunEnd = 'done' | 'released' | 'returned';
+
+/** The job hash's field (beside BullMQ's) counting the times it was taken but given back unstarted. */
+const returnedField = 'procpoolReturned';
 
 /** What the worker's side reports besides running jobs. */
 export interface TakerEvents {
@@ -101,16 +149,33 @@ export interface TakerEvents {
 
 /** The worker's side: takes up to `concurrency` jobs at once; a job whose `run` throws fails with that message. */
 export interface JobTaker {
+  /** Jobs taken at once from now on. */
+  setConcurrency(concurrency: number): void;
   close(force: boolean): Promise<void>;
 }
 
+/** How long a job given back waits for Redis to take it (ms). */
+const releaseTimeoutMs = 2000;
+
+/** `promise` settled, or `ms` passed; never rejects. */
+async function bounded(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise.catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 export function takeJobs(connection: Redis, name: string, concurrency: number, timing: DeliveryTiming, run: (job: TakenJob) => Promise<RunEnd>, events: TakerEvents): JobTaker {
+  const key = (id: string): string => `${keyPrefix}:${name}:${id}`;
   const processor = async (job: Job<JobData>, token?: string): Promise<void> => {
-    const lock = { key: `${keyPrefix}:${name}:${job.id!}:lock`, token: token ?? '' };
-    const end = await run({ id: job.id!, data: job.data, runs: Math.max(job.attemptsStarted, 1 + (job.stalledCounter ?? 0)), lock });
+    // Taken before (attemptsStarted counts every take): the takes given back unstarted were no runs.
+    const returned = job.attemptsStarted > 1 ? Number((await connection.hget(key(job.id!), returnedField)) ?? 0) : 0;
+    const lock = { key: `${key(job.id!)}:lock`, token: token ?? '' };
+    const end = await run({ id: job.id!, data: job.data, runs: Math.max(job.attemptsStarted - returned, 1 + (job.stalledCounter ?? 0)), lock });
     if (end === 'done') return;
     // Back to wait while this worker still holds the lock; WaitingError tells BullMQ the job is not finished.
-    await job.moveToWait(token);
+    // Bounded: with Redis away the lock lapses instead, and the job runs again elsewhere all the same.
+    if (end === 'returned') await bounded(connection.hincrby(key(job.id!), returnedField, 1), releaseTimeoutMs);
+    await bounded(job.moveToWait(token), releaseTimeoutMs);
     throw new WaitingError();
   };
   const worker = new Worker<JobData>(name, processor, {
@@ -123,5 +188,10 @@ export function takeJobs(connection: Redis, name: string, concurrency: number, t
   });
   worker.on('error', events.onError);
   worker.on('lockRenewalFailed', events.onLockLost);
-  return { close: (force) => worker.close(force) };
+  return {
+    setConcurrency: (concurrency) => {
+      worker.concurrency = concurrency;
+    },
+    close: (force) => worker.close(force),
+  };
 }

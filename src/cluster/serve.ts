@@ -8,17 +8,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { serializeThrown } from '../error-codec.js';
-import { TaskTimeoutError, WorkerExitError } from '../errors.js';
-import { settleEach, taskNames } from '../internal.js';
+import { taskNames } from '../internal.js';
 import { Pool } from '../pool.js';
 import { moduleUrl } from '../task-ref.js';
 import { announce, withdraw, type Announcement } from './announce.js';
-import { encodeValue, readArgs, readJobData, remoteFailure, type ChunkResult, type JobData, type RemoteReport } from './codec.js';
+import { encodeValue, readArgs, readJobData, type ChunkResult } from './codec.js';
 import { JobRefusedError } from './errors.js';
 import { checkQueueName, moduleIdentity, QueueKeys, type ModuleIdentity } from './identity.js';
 import { defaultTiming, takeJobs, type DeliveryTiming, type JobTaker, type RunEnd, type TakenJob } from './queue.js';
-import { checkRedisUrl, closeRedis, connectRedis, showRedisUrl, type Redis } from './redis.js';
+import { checkRedisUrl, checkServer, closeRedis, connectRedis, showRedisUrl, watchLink, withoutRedisSecret, type Redis } from './redis.js';
+import { runChunk } from './run-chunk.js';
+import { Slots } from './slots.js';
+import { aborted, deferred, within } from './waiters.js';
+import { workerLogs, type Logs } from './worker-log.js';
 
 /** Options of `serve()` (and of `procpool worker`). */
 export interface ServeOptions {
@@ -35,6 +37,12 @@ export interface ServeOptions {
   timing?: Partial<DeliveryTiming>;
   /** Where the worker says what it does. @default none */
   log?: (line: string) => void;
+  /** Also log BullMQ's own messages (locks it could not renew, jobs gone when it came to finish them). @default false */
+  verbose?: boolean;
+  /** Aborted while the worker waits for Redis at start: serve() stops it and rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** The children's environment, less PROCPOOL_REDIS and any variable holding the Redis URL or password. @default process.env */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 /** A running worker. */
@@ -50,10 +58,10 @@ export interface Server {
   kill(): Promise<void>;
 }
 
-/** Chunks taken at once per child: the next one is at hand when one ends. */
-const depth = 2;
 /** The announcement's TTL; renewed every third of it. */
 const announceTtlMs = 3000;
+/** A stopping worker's last words to Redis (results, jobs' ends, leaving): this long while it answers, less while it is away. */
+const lastWordsMs = { up: 10_000, down: 2000 };
 
 /**
  * serving; draining: takes no more jobs, running ones finish; releasing:
@@ -83,52 +91,99 @@ class Worker implements Server {
   readonly #results: Redis;
   readonly #subscriber: Redis;
   readonly #taker: JobTaker;
+  readonly #slots: Slots;
   readonly #running = new Map<string, Running>();
   /** Jobs being taken or run, until their processor returns. */
   readonly #taking = new Set<Promise<unknown>>();
+  /** When each caller's heartbeat was last seen (performance.now()): read once a beat, not once a job. */
+  readonly #callersSeen = new Map<string, number>();
+  /** Chunks on the local pool, until they end there. */
+  readonly #local = new Set<Promise<unknown>>();
   readonly #beat: NodeJS.Timeout;
-  readonly #log: (line: string) => void;
+  readonly #log: Logs;
   readonly #processes: number;
+  /** Resolves once Redis answered and is fit to serve; rejects when it is not (Redis Cluster). */
+  readonly started: Promise<void>;
+  /** Resolved by a forced stop: nothing more is waited for. */
+  readonly #forced: { promise: Promise<void>; resolve(): void };
   #state: State = 'serving';
   #stopped: Promise<void> | undefined;
 
-  constructor(identity: ModuleIdentity, pool: Pool, tasks: string[], redisUrl: string, timing: DeliveryTiming, log: (line: string) => void) {
+  constructor(identity: ModuleIdentity, pool: Pool, tasks: string[], redisUrl: string, timing: DeliveryTiming, log: Logs) {
     this.#identity = identity;
     this.queue = identity.queue;
     this.tasks = tasks;
-    this.#keys = new QueueKeys(identity.queue);
+    this.#keys = new QueueKeys(identity);
     this.#pool = pool;
     this.#processes = pool.stats.processes;
+    this.#slots = new Slots(this.#processes);
     this.#log = log;
+    this.#forced = deferred();
     this.#redis = connectRedis(redisUrl, 'procpool-worker');
     this.#results = connectRedis(redisUrl, 'procpool-worker-results');
+    const shown = showRedisUrl(redisUrl);
+    const started = deferred();
+    this.started = started.promise;
+    watchLink(this.#redis, {
+      up: (first) => {
+        if (!first) log.info(`procpool worker: connected to Redis again; serving`);
+        else {
+          const serving = (): void => {
+            log.info(`procpool worker: serving ${identity.url} (exports: ${tasks.join(', ') || 'none'}) with ${this.#processes} children on queue "${identity.queue}" at ${shown}`);
+            started.resolve();
+          };
+          checkServer(this.#redis).then(
+            ({ refuse, warn }) => {
+              if (refuse !== undefined) return started.reject(new Error(`procpool worker: ${refuse}`));
+              if (warn !== undefined) log.info(`procpool worker: warning: ${warn}`);
+              serving();
+            },
+            // Gone again before it answered (or INFO not allowed): served all the same; a refusal needs an answer.
+            serving,
+          );
+        }
+        void this.#heartbeat();
+      },
+      down: (problem, wasUp) =>
+        log.info(wasUp ? `procpool worker: lost its connection to Redis at ${shown}${problem ? `: ${problem.message}` : ''}; retrying every second` : `procpool worker: cannot reach Redis at ${shown}: ${problem?.message ?? 'no answer'}; retrying every second`),
+    });
     this.#subscriber = connectRedis(redisUrl, 'procpool-worker-cancel');
     void this.#subscriber.subscribe(this.#keys.cancelChannel).catch(() => undefined);
     this.#subscriber.on('message', (_channel: string, jobId: string) => this.#end(jobId, 'stopped'));
-    this.#taker = takeJobs(this.#redis, identity.queue, this.#processes * depth, timing, (job) => this.#run(job), {
-      onError: (error) => log(`procpool worker: queue error: ${error.message}`),
+    this.#taker = takeJobs(this.#redis, identity.queue, this.#slots.taken, timing, (job) => this.#run(job), {
+      onError: (error) => log.internal(error),
       onLockLost: (ids) => {
         // The queue may hand these to another worker already: this run's outcome would be a duplicate.
-        log(`procpool worker: lost the lock of job(s) ${ids.join(', ')}; stopping them here (they run again elsewhere)`);
+        log.info(`procpool worker: lost the lock of job(s) ${ids.join(', ')} (Redis was slow or away); stopping them here: they run again elsewhere`);
         for (const id of ids) this.#end(id, 'stopped');
       },
     });
     this.#beat = setInterval(() => void this.#heartbeat(), announceTtlMs / 3);
-    void this.#heartbeat();
   }
 
   stop(): Promise<void> {
-    if (this.#state === 'serving') this.#state = 'draining';
+    if (this.#state === 'serving') {
+      this.#state = 'draining';
+      // Taken but not started: back to the queue, for another worker.
+      this.#slots.release();
+    }
     return (this.#stopped ??= this.#leave());
   }
 
   kill(): Promise<void> {
     if (this.#state === 'serving' || this.#state === 'draining') {
       this.#state = 'releasing';
+      this.#slots.release();
+      this.#forced.resolve();
       // Each running job's processor moves it back to the queue while this worker still holds its lock.
       for (const id of [...this.#running.keys()]) this.#end(id, 'released');
     }
     return (this.#stopped ??= this.#leave());
+  }
+
+  #callerFresh(caller: string): boolean {
+    const seen = this.#callersSeen.get(caller);
+    return seen !== undefined && performance.now() - seen < announceTtlMs / 3;
   }
 
   /** Stops one running job: `stopped` drops it, `released` gives it back to the queue. */
@@ -139,21 +194,29 @@ class Worker implements Server {
     running.controller.abort();
   }
 
-  /** Takes no more jobs; running ones finish (draining) or go back to the queue (releasing); then the children stop. */
+  /**
+   * Takes no more jobs; running chunks finish (draining) or stop (releasing);
+   * then Redis gets a bounded time for the results and the jobs' ends — the
+   * jobs it never hears about run again elsewhere once their locks lapse.
+   */
   async #leave(): Promise<void> {
     // Not forced: BullMQ would record the released jobs as completed. Their processors return quickly once released.
-    await this.#taker.close(false);
-    await Promise.allSettled([...this.#taking]);
+    const closing = this.#taker.close(false).catch(() => undefined);
+    await Promise.race([Promise.allSettled([...this.#local]), this.#forced.promise]);
+    const grace = this.#redis.status === 'ready' ? lastWordsMs.up : lastWordsMs.down;
+    await within(Promise.allSettled([closing, ...this.#taking]), grace, this.#forced.promise);
     const releasing = this.#state === 'releasing';
     this.#state = 'stopped';
     clearInterval(this.#beat);
-    if (this.#redis.status === 'ready') await withdraw(this.#redis, this.#keys, this.id).catch(() => undefined);
+    if (this.#redis.status === 'ready') await within(withdraw(this.#redis, this.#keys, this.id), 1000);
     if (releasing) await this.#pool.terminate();
     else {
       this.#pool.close();
       await this.#pool.join();
     }
+    // Whatever still waits for Redis ends with the connections.
     await Promise.all([closeRedis(this.#subscriber), closeRedis(this.#results), closeRedis(this.#redis)]);
+    await within(closing, 1000);
   }
 
   async #heartbeat(): Promise<void> {
@@ -164,7 +227,7 @@ class Worker implements Server {
       host: hostname(),
       pid: process.pid,
       processes: this.#processes,
-      capacity: this.#processes * depth,
+      capacity: this.#slots.taken,
       module: this.#identity.hash,
       tasks: [...this.tasks],
       items: this.served.items,
@@ -179,8 +242,11 @@ class Worker implements Server {
       if (jobs.length === 0) return;
       const callers = [...new Set(jobs.map(([, running]) => running.caller))];
       const values = await this.#redis.mget([...jobs.map(([id]) => this.#keys.cancelled(id)), ...callers.map((caller) => this.#keys.caller(caller))]);
+      const now = performance.now();
+      this.#callersSeen.clear();
+      callers.forEach((caller, i) => values[jobs.length + i] !== null && this.#callersSeen.set(caller, now));
       for (const [i, [id, running]] of jobs.entries()) {
-        if (values[i] !== null || values[jobs.length + callers.indexOf(running.caller)] === null) this.#end(id, 'stopped');
+        if (values[i] !== null || !this.#callersSeen.has(running.caller)) this.#end(id, 'stopped');
       }
     } catch {
       // Redis is away: ioredis reconnects, the next beat announces again.
@@ -194,7 +260,7 @@ class Worker implements Server {
     try {
       return await taking;
     } catch (error) {
-      if (error instanceof JobRefusedError) this.#log(`procpool worker: refused job ${job.id}: ${error.message}`);
+      if (error instanceof JobRefusedError) this.#log.info(`procpool worker: refused job ${job.id}: ${error.message}`);
       throw error;
     } finally {
       this.#taking.delete(taking);
@@ -202,8 +268,6 @@ class Worker implements Server {
   }
 
   async #take(job: TakenJob): Promise<RunEnd> {
-    // Taken while the worker was being stopped at once: straight back to the queue.
-    if (this.#state === 'releasing') return 'released';
     const data = readJobData(job.data);
     if (data.module !== this.#identity.hash) {
       throw new JobRefusedError(`This worker serves another version of the module: the job is for module hash ${data.module}, ${this.#identity.url} here has hash ${this.#identity.hash}`);
@@ -212,12 +276,25 @@ class Worker implements Server {
     // Registered before the marks are read: a stop message from then on reaches it, one before left its mark.
     const running: Running = { controller: new AbortController(), caller: data.caller, state: 'running' };
     this.#running.set(job.id, running);
+    let slot = false;
     try {
-      const [alive, cancelled] = await this.#redis.mget(this.#keys.caller(data.caller), this.#keys.cancelled(job.id));
-      // Its caller is gone or stopped it: dropped (the job completes and is removed).
-      if (alive === null || cancelled !== null) return 'done';
+      // Its caller is gone or stopped it: dropped (the job completes and is removed). A caller seen within a
+      // beat is taken as there (its jobs' stop marks are read with the next beat, and stop messages reach them).
+      if (!this.#callerFresh(data.caller)) {
+        const [alive, cancelled] = await this.#redis.mget(this.#keys.caller(data.caller), this.#keys.cancelled(job.id));
+        if (alive === null || cancelled !== null) return 'done';
+        this.#callersSeen.set(data.caller, performance.now());
+      }
+      // Taken ahead: it waits for a free child here; a stopping worker gives it back unstarted.
+      if (!(await this.#slots.take())) return 'returned';
+      slot = true;
       const started = performance.now();
-      const report = await this.#runChunk(data, args, running.controller.signal);
+      const chunk = runChunk(this.#pool, data, args, running.controller.signal);
+      this.#local.add(chunk);
+      const report = await chunk.finally(() => this.#local.delete(chunk));
+      this.#slots.free();
+      slot = false;
+      if (this.#slots.timed(performance.now() - started)) this.#taker.setConcurrency(this.#slots.taken);
       if (running.state === 'released') return 'released';
       if (report === undefined) return 'done';
       this.served.chunks++;
@@ -230,35 +307,9 @@ class Worker implements Server {
       await this.#results.eval(pushResult, keys.length, ...keys, JSON.stringify(result), job.lock.token, this.#keys.cancelChannel, job.id, cancelTtlMs);
       return 'done';
     } finally {
+      if (slot) this.#slots.free();
       this.#running.delete(job.id);
     }
-  }
-
-  /** The chunk on the local pool; undefined when it was stopped. A child's death ends it there, charged to that item (the caller's retries decide). */
-  async #runChunk(data: JobData, args: unknown[], signal: AbortSignal): Promise<RemoteReport | undefined> {
-    const report: RemoteReport = { values: [], failures: [] };
-    try {
-      const options = { signal, retries: 0, ...(data.timeout === null ? {} : { timeout: data.timeout }) };
-      for await (const record of this.#pool[settleEach](data.task, args, options, { ordered: true, spread: data.spread })) {
-        if (record.ok) {
-          report.values.push(record.value);
-          continue;
-        }
-        if (record.error instanceof WorkerExitError || record.error instanceof TaskTimeoutError) {
-          report.lost = serializeThrown(record.error);
-          break;
-        }
-        report.failures.push([report.values.length, remoteFailure(record.error)]);
-        report.values.push(undefined);
-        if (data.stopAtError) break;
-      }
-    } catch (error) {
-      if (signal.aborted) return undefined;
-      // The pool's own refusal (an unknown task): the next item fails with it.
-      report.failures.push([report.values.length, remoteFailure(error)]);
-      report.values.push(undefined);
-    }
-    return signal.aborted ? undefined : report;
   }
 }
 
@@ -285,14 +336,19 @@ if redis.call('GET', KEYS[4]) ~= ARGV[2] then
 end
 return 1`;
 
-/** Starts a worker: its children load the module; resolves once it serves the queue. */
+/** Starts a worker: its children load the module; resolves (and says "serving") once Redis answers; rejects on a Redis it cannot use (Redis Cluster). */
 export async function serve(options: ServeOptions): Promise<Server> {
   const url = moduleUrl(options.module);
   const redis = checkRedisUrl(options.redis);
   const identity = moduleIdentity(url, checkQueueName(options.queue));
   const log = options.log ?? (() => undefined);
   const timing: DeliveryTiming = { ...defaultTiming, ...options.timing };
-  const pool = new Pool(url, { ...(options.processes === undefined ? {} : { processes: options.processes }), ...(options.nodeOptions === undefined ? {} : { nodeOptions: options.nodeOptions }) });
+  const pool = new Pool(url, {
+    ...(options.processes === undefined ? {} : { processes: options.processes }),
+    ...(options.nodeOptions === undefined ? {} : { nodeOptions: options.nodeOptions }),
+    // The task processes never see where Redis is, nor its password.
+    env: withoutRedisSecret(options.env ?? process.env, redis),
+  });
   let tasks: string[];
   try {
     await pool.ready();
@@ -301,7 +357,13 @@ export async function serve(options: ServeOptions): Promise<Server> {
     await pool.terminate();
     throw error;
   }
-  const worker = new Worker(identity, pool, tasks, redis, timing, log);
-  log(`procpool worker: serving ${url} (exports: ${tasks.join(', ') || 'none'}) with ${pool.stats.processes} children on queue "${identity.queue}" at ${showRedisUrl(redis)}`);
+  const worker = new Worker(identity, pool, tasks, redis, timing, workerLogs(log, options.verbose === true));
+  const signal = options.signal;
+  try {
+    await (signal === undefined ? worker.started : Promise.race([worker.started, aborted(signal)]));
+  } catch (error) {
+    await worker.kill();
+    throw error;
+  }
   return worker;
 }

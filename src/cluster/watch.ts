@@ -17,12 +17,12 @@
  * loop was blocked or that was stopped judges Redis by a fresh try after
  * the pause, never by the pause itself.
  */
-import { readWorkers, type Announcement } from './announce.js';
+import { describeVersions, readWorkers, type Announcement } from './announce.js';
 import type { AwakeClock } from './awake.js';
 import { ChunkLostError, ClusterUnavailableError, JobRefusedError } from './errors.js';
 import type { QueueKeys } from './identity.js';
 import type { JobQueue } from './queue.js';
-import type { Redis } from './redis.js';
+import { checkServer, watchLink, type ConnectionProblem, type Redis } from './redis.js';
 import type { RemoteAttempt } from './remote-attempt.js';
 import { Waiters } from './waiters.js';
 
@@ -46,6 +46,8 @@ export interface Watched {
 
 export interface WatchSettings {
   readonly queue: string;
+  /** The module's hash: only its workers count. */
+  readonly module: string;
   readonly unavailableTimeout: number;
   readonly workerTimeout: number;
   readonly callerTtl: number;
@@ -69,9 +71,16 @@ export class ClusterWatch {
   readonly #clock: AwakeClock;
   readonly #timer: NodeJS.Timeout;
   readonly #workersSeen = new Waiters();
+  /** Why the connection is down, as Redis or the system said it. */
+  readonly #link: { readonly problem: ConnectionProblem | undefined };
   #state: State = 'watching';
   #refresh: RefreshState = 'idle';
   #workers: Announcement[] = [];
+  /** Workers of other versions of the module (same family): named when none of this version serves. */
+  #others: Announcement[] = [];
+  #warned = false;
+  /** The server is one procpool cannot use (Redis Cluster): refused for good. */
+  #unsupported = false;
   /** When a refresh last succeeded, and when the one under way began (awake time). */
   #answeredAt: number;
   #refreshSince = 0;
@@ -89,6 +98,11 @@ export class ClusterWatch {
     this.#caller = caller;
     this.#settings = settings;
     this.#owner = owner;
+    // Credentials or TLS refused: waiting would not help, so calls and ready() hear it at once.
+    this.#link = watchLink(redis, {
+      up: (first) => first && this.#checkServer(),
+      down: (problem) => problem !== undefined && (problem.kind === 'auth' || problem.kind === 'tls') && this.#refused(problem),
+    });
     this.#timer = setInterval(() => this.#tick(), settings.pollInterval);
     this.#timer.unref();
     this.#tick();
@@ -102,9 +116,10 @@ export class ClusterWatch {
     return this.#unavailable;
   }
 
-  /** Resolves once a worker serves the queue; rejects after `workerTimeout`. */
+  /** Resolves once a worker serves the queue; rejects after `workerTimeout`, or once Redis is judged unavailable. */
   workersKnown(): Promise<void> {
     if (this.#state !== 'watching' || this.#workers.length > 0) return Promise.resolve();
+    if (this.#unavailable?.reason === 'redis') return Promise.reject(this.#unavailable);
     return this.#workersSeen.wait(this.#settings.workerTimeout, () => this.#noWorker(this.#settings.workerTimeout));
   }
 
@@ -119,7 +134,8 @@ export class ClusterWatch {
     const now = this.#clock.now();
     const silent = now - this.#answeredAt;
     if (silent > this.#settings.unavailableTimeout) {
-      this.#setUnavailable(new ClusterUnavailableError({ reason: 'redis', waited: Math.round(silent), queue: this.#settings.queue }));
+      this.#setUnavailable(this.#redisAway(Math.round(silent)));
+      this.#workersSeen.reject(this.#unavailable);
       // Their jobs are stopped too once Redis answers (the marks wait in the connection's queue): nobody waits for them.
       for (const attempt of [...this.#owner.inFlight()]) this.#owner.drop(attempt, this.#unavailable);
     }
@@ -154,11 +170,56 @@ export class ClusterWatch {
     for (const attempt of inFlight) this.#owner.drop(attempt, error);
   }
 
+  /** Redis away for `waited` ms, with what the connection last said. */
+  #redisAway(waited: number): ClusterUnavailableError {
+    const problem = this.#link.problem;
+    return new ClusterUnavailableError({ reason: 'redis', waited, queue: this.#settings.queue, ...(problem ? { hint: problem.message } : {}) }, problem ? { cause: problem.cause } : undefined);
+  }
+
+  /** A Redis this caller cannot use (Redis Cluster) is refused; one that evicts keys is warned of. */
+  #checkServer(): void {
+    checkServer(this.#redis).then(
+      ({ refuse, warn }) => {
+        if (refuse === undefined) {
+          if (warn !== undefined) process.emitWarning(`procpool: ${warn}`, { code: 'PROCPOOL_REDIS_EVICTS' });
+          return;
+        }
+        this.#refused({ kind: 'unsupported', message: refuse, cause: new Error(refuse) });
+        this.#unsupported = true;
+      },
+      () => undefined,
+    );
+  }
+
+  /** Redis refused this caller (credentials, TLS, Redis Cluster): everything waiting ends now with why. */
+  #refused(problem: ConnectionProblem): void {
+    if (this.#state !== 'watching') return;
+    const error = new ClusterUnavailableError({ reason: 'redis', waited: 0, queue: this.#settings.queue, hint: problem.message }, { cause: problem.cause });
+    this.#setUnavailable(error);
+    this.#workersSeen.reject(error);
+    for (const attempt of [...this.#owner.inFlight()]) this.#owner.drop(attempt, error);
+  }
+
   #noWorker(waited: number): ClusterUnavailableError {
-    return new ClusterUnavailableError({ reason: 'no-worker', waited, queue: this.#settings.queue });
+    return new ClusterUnavailableError({ reason: 'no-worker', waited, queue: this.#settings.queue, ...this.#versions() });
+  }
+
+  /** What other versions serve the module's file, when some do. */
+  #versions(): { hint?: string } {
+    if (this.#others.length === 0) return {};
+    return { hint: `workers of other versions of this module serve it: module hash ${describeVersions(this.#others)}; this caller's module has hash ${this.#settings.module} (start workers with the same file content)` };
+  }
+
+  /** Said once, while work waits: only other versions serve (a rolling deploy, or a caller with a stale file). */
+  #warnOthers(): void {
+    if (this.#warned || this.#workers.length > 0 || this.#others.length === 0 || (this.#owner.waiting === 0 && [...this.#owner.inFlight()].length === 0)) return;
+    this.#warned = true;
+    process.emitWarning(`procpool: no worker serves queue "${this.#settings.queue}" yet; ${this.#versions().hint!}`, { code: 'PROCPOOL_OTHER_VERSIONS' });
   }
 
   #setUnavailable(error: ClusterUnavailableError | undefined): void {
+    // A server this caller cannot use stays refused, whatever it answers.
+    if (this.#unsupported) return;
     if ((error === undefined) === (this.#unavailable === undefined)) return;
     this.#unavailable = error;
     this.#owner.changed();
@@ -170,11 +231,13 @@ export class ClusterWatch {
       // The heartbeat, and the results list's life with it: left by a caller that died, it expires.
       const ttl = this.#settings.callerTtl;
       await this.#redis.multi().set(this.#keys.caller(this.#caller), '1', 'PX', ttl).pexpire(this.#keys.results(this.#caller), ttl).pexpire(this.#keys.resultToken(this.#caller), ttl).exec();
-      const workers = await readWorkers(this.#redis, this.#keys);
+      const { serving: workers, others } = await readWorkers(this.#redis, this.#keys, this.#settings.module);
       if (this.#state !== 'watching') return;
       this.#answeredAt = this.#clock.now();
       const before = this.#workers.reduce((sum, worker) => sum + worker.capacity, 0);
       this.#workers = workers;
+      this.#others = others;
+      this.#warnOthers();
       if (workers.length > 0 || this.#unavailable?.reason === 'redis') this.#setUnavailable(undefined);
       if (workers.length > 0) this.#workersSeen.resolve();
       if (workers.reduce((sum, worker) => sum + worker.capacity, 0) !== before) this.#owner.changed();

@@ -11,7 +11,7 @@ import { ClusterPool } from 'procpool/cluster';
 
 type ClusterPoolOptions = ConstructorParameters<typeof ClusterPool>[1];
 
-const cli = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
+export const cli = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 export const tasksModule = fileURLToPath(new URL('../fixtures/cluster-tasks.mjs', import.meta.url));
 
 /** The environment of spawned processes: without vitest's or the user's NODE_OPTIONS. */
@@ -70,9 +70,10 @@ export interface WorkerProcess {
 
 const started: Array<{ child: ChildProcess; children: number[] }> = [];
 
-/** Starts `procpool worker module --redis url …extra`; resolves once it serves. */
-export async function startWorker(redis: string, extra: string[] = [], module = tasksModule): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, [cli, 'worker', module, '--redis', redis, '-j', '1', ...extra], { env: cleanEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `procpool worker module --redis url …extra` (the URL in PROCPOOL_REDIS instead with `viaEnv`); resolves once it serves. */
+export async function startWorker(redis: string, extra: string[] = [], module = tasksModule, { viaEnv = false } = {}): Promise<WorkerProcess> {
+  const args = [cli, 'worker', module, ...(viaEnv ? [] : ['--redis', redis]), '-j', '1', ...extra];
+  const child = spawn(process.execPath, args, { env: viaEnv ? { ...cleanEnv, PROCPOOL_REDIS: redis } : cleanEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = once(child, 'exit');
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));

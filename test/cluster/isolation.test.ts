@@ -1,9 +1,11 @@
 // `import 'procpool'` (and the map/starmap commands) never load bullmq or
 // ioredis; each of them has one home in src/cluster. Needs no Redis.
-import { readFileSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { outsideTemp } from '../fixtures/package/packed.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const staticImport = /^(?:import|export)\s[^;]*?from\s+'([^']+)'/gm;
@@ -34,5 +36,32 @@ describe('cluster isolation', () => {
     const importing = (name: string): string[] => files.filter((file) => new RegExp(`from '${name}'`).test(readFileSync(join(root, 'src', file), 'utf8')));
     expect(importing('bullmq')).toEqual(['cluster/queue.ts']);
     expect(importing('ioredis')).toEqual(['cluster/redis.ts']);
+  });
+
+  it('without bullmq and ioredis installed, importing procpool/cluster (ESM or CommonJS) and `procpool worker` give the install line', () => {
+    // The built package alone, in a project outside the repository: nothing resolves bullmq or ioredis there.
+    const temp = outsideTemp();
+    try {
+      const installed = join(temp, 'node_modules', 'procpool');
+      mkdirSync(installed, { recursive: true });
+      cpSync(join(root, 'dist'), join(installed, 'dist'), { recursive: true });
+      cpSync(join(root, 'package.json'), join(installed, 'package.json'));
+      writeFileSync(join(temp, 'tasks.mjs'), 'export const one = () => 1;\n');
+      const env = { ...process.env, NODE_OPTIONS: '' };
+      const runs = [
+        ['--input-type=module', '-e', "await import('procpool/cluster')"],
+        ['-e', "require('procpool/cluster')"],
+        [join(installed, 'dist/src/cli/main.js'), 'worker', 'tasks.mjs', '--redis', 'redis://127.0.0.1:1'],
+      ];
+      for (const args of runs) {
+        const ran = spawnSync(process.execPath, args, { cwd: temp, env, encoding: 'utf8', timeout: 60_000 });
+        expect(ran.status, ran.stderr).not.toBe(0);
+        // The error's own line is the install line (a stack may follow; Node prints it for an uncaught error).
+        expect(ran.stderr).toMatch(/^(Error: |procpool: )?procpool\/cluster needs its optional peer dependencies bullmq and ioredis \(bullmq is not installed\): npm install bullmq@6 ioredis@5$/m);
+        expect(ran.stderr).not.toContain('ERR_MODULE_NOT_FOUND');
+      }
+    } finally {
+      rmSync(temp, { recursive: true, force: true });
+    }
   });
 });

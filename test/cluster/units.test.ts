@@ -9,6 +9,7 @@ import { defaultTiming } from '../../src/cluster/queue.js';
 import type { Redis } from '../../src/cluster/redis.js';
 import { ResultReader } from '../../src/cluster/results.js';
 import { AwakeClock } from '../../src/cluster/awake.js';
+import { Slots } from '../../src/cluster/slots.js';
 import { tasksModule, waitFor } from './harness.js';
 
 describe('cluster units', () => {
@@ -94,5 +95,27 @@ describe('cluster units', () => {
     expect(defaultTiming.lockDuration + defaultTiming.stalledInterval).toBeLessThanOrEqual(10_000);
     // Renewed every half of it: a renewal may come up to lock/2 late before the lock lapses.
     expect(defaultTiming.lockDuration / 2).toBeGreaterThanOrEqual(2000);
+  });
+
+  it("a worker's slots: short chunks take jobs deeper; once chunks are long, the jobs waiting past the new depth go back (newest first); a stop gives back the rest", async () => {
+    const slots = new Slots(1);
+    expect(slots.taken).toBe(2);
+    for (let i = 0; i < 5; i++) slots.timed(0.5);
+    expect(slots.taken).toBe(16);
+    expect(await slots.take()).toBe(true);
+    const waiting = Array.from({ length: 15 }, (_, i) => slots.take().then((granted) => [i, granted] as const));
+    expect(slots.waiting).toBe(15);
+    // A long chunk: two at a time from now on, one running and one waiting; the other 14 go back.
+    expect(slots.timed(5000)).toBe(true);
+    expect(slots.taken).toBe(2);
+    expect(slots.waiting).toBe(1);
+    slots.free();
+    const settled = await Promise.all(waiting);
+    expect(settled[0]).toEqual([0, true]);
+    expect(settled.slice(1).every(([, granted]) => !granted)).toBe(true);
+    const next = slots.take();
+    slots.release();
+    expect(await next).toBe(false);
+    expect(await slots.take()).toBe(false);
   });
 });
