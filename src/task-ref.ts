@@ -40,7 +40,6 @@ function copyOfExport(name: string, url: string): PoolError {
     `Function ${name} is not the function ${url} exports as "${name}", though it has its name. ` +
       `Either it comes from another module, or this process loaded the module a second time — ` +
       `a test runner's own module loader (vitest, jest) does, and so do two paths to one file. ` +
-      `Its source text differs from the export's too, so it cannot be taken for it. ` +
       `Pass the task by its export name instead: "${name}"`,
     'PROCPOOL_UNKNOWN_TASK',
   );
@@ -50,7 +49,7 @@ function copyOfExport(name: string, url: string): PoolError {
 export class TaskResolver {
   readonly #url: string;
   readonly #exports: () => Promise<string[]>;
-  #names: Promise<{ byFunction: Map<unknown, string>; byName: Map<string, unknown> }> | undefined;
+  #names: Promise<Map<unknown, string>> | undefined;
   #known: Set<string> | undefined;
 
   /** `exports()` asks for the names (a pool with no child starts one); `learned` resolves once they are known anyway. */
@@ -106,20 +105,15 @@ export class TaskResolver {
       throw unknownTask(`Function ${task.name || '(anonymous)'}`, this.#url, exports);
     }
     this.#names ??= this.#importNames();
-    const { byFunction, byName } = await this.#names;
-    const name = byFunction.get(task);
+    const name = (await this.#names).get(task);
     if (name !== undefined) return name;
     const exports = await this.#exports();
-    if (task.name !== '' && exports.includes(task.name)) {
-      // A second copy of the export (a test runner's own loader): the same name and the same source text.
-      const original = byName.get(task.name);
-      if (typeof original === 'function' && Function.prototype.toString.call(original) === Function.prototype.toString.call(task)) return task.name;
-      throw copyOfExport(task.name, this.#url);
-    }
+    // Identity only: a copy of the export (a test runner's own loader) could be another module's function of the same name and text.
+    if (task.name !== '' && exports.includes(task.name)) throw copyOfExport(task.name, this.#url);
     throw unknownTask(`Function ${task.name || '(anonymous)'}`, this.#url, exports);
   }
 
-  async #importNames(): Promise<{ byFunction: Map<unknown, string>; byName: Map<string, unknown> }> {
+  async #importNames(): Promise<Map<unknown, string>> {
     const names = new Map<unknown, string>();
     let mod: Record<string, unknown>;
     try {
@@ -134,8 +128,6 @@ export class TaskResolver {
     const commonjs = mod.default;
     if (typeof commonjs === 'object' && commonjs !== null) for (const [key, value] of Object.entries(commonjs)) names.set(value, key);
     for (const [key, value] of Object.entries(mod)) if (typeof value === 'function' && !names.has(value)) names.set(value, key);
-    const byName = new Map<string, unknown>();
-    for (const [value, key] of names) byName.set(key, value);
-    return { byFunction: names, byName };
+    return names;
   }
 }
