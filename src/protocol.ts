@@ -22,6 +22,12 @@ export interface InitMessage {
   module: string;
   initializer: string | undefined;
   initArgs: unknown[];
+  /** Run when the child leaves gracefully (a stop message), within `finalTimeout` ms. */
+  finalizer: string | undefined;
+  finalArgs: unknown[];
+  finalTimeout: number;
+  /** The source text of an initializer/finalizer passed as a function: the export must be that function. */
+  sources: { initializer?: string; finalizer?: string };
   /** maxMemoryPerChild in bytes (Infinity: none): past it after an item, the child ends its chunk there. */
   memoryLimit: number;
 }
@@ -62,7 +68,14 @@ export interface ParentBatch {
   messages: RunMessage[];
 }
 
-export type ParentMessage = InitMessage | RunMessage | SkipMessage | StopMessage | ParentBatch;
+/** Parent → child: abort the running item's signal (procpool/task) and end chunk `id` after it; skip it if queued. */
+export interface AbortMessage {
+  type: 'procpool:abort';
+  id: number;
+  why: 'timeout' | 'signal' | 'failed' | 'terminate';
+}
+
+export type ParentMessage = InitMessage | RunMessage | SkipMessage | StopMessage | ParentBatch | AbortMessage;
 
 /**
  * Exit code of a child whose IPC channel closed without a stop message. The
@@ -139,19 +152,52 @@ export interface FatalMessage {
   error: SerializedThrown;
 }
 
+/** Child → parent: a running item's `emit(value)` (procpool/task); `index` in chunk `id`. */
+export interface TaskMessage {
+  type: 'procpool:message';
+  id: number;
+  index: number;
+  value: unknown;
+}
+
+/** Child → parent: item `index` of chunk `id` asked for its AbortSignal: stopping it waits killGrace for it to end. */
+export interface ListeningMessage {
+  type: 'procpool:listening';
+  id: number;
+  index: number;
+}
+
+/** Child → parent: the finalizer failed (threw, or passed its time limit); the child leaves anyway. */
+export interface FinalErrorMessage {
+  type: 'procpool:final-error';
+  error: SerializedThrown;
+}
+
+
 /** Child → parent: the child is letting go of its channel (a task called `process.disconnect()`); sent just before. */
 export interface DisconnectingMessage {
   type: 'procpool:disconnecting';
 }
 
-export type ChildMessage = ReadyMessage | InitErrorMessage | StartMessage | EndedMessage | ItemsMessage | DoneMessage | FatalMessage | DisconnectingMessage;
+export type ChildMessage =
+  | TaskMessage
+  | ListeningMessage
+  | FinalErrorMessage
+  | ReadyMessage
+  | InitErrorMessage
+  | StartMessage
+  | EndedMessage
+  | ItemsMessage
+  | DoneMessage
+  | FatalMessage
+  | DisconnectingMessage;
 
 function hasType(value: unknown): value is { type: string } {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
 }
 
-const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:ended', 'procpool:items', 'procpool:done', 'procpool:fatal', 'procpool:disconnecting']);
-const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:skip', 'procpool:stop', 'procpool:batch']);
+const childTypes = new Set(['procpool:message', 'procpool:listening', 'procpool:final-error', 'procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:ended', 'procpool:items', 'procpool:done', 'procpool:fatal', 'procpool:disconnecting']);
+const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:skip', 'procpool:stop', 'procpool:batch', 'procpool:abort']);
 
 /** Narrows a message received by the parent; anything else is not ours. */
 export function isChildMessage(value: unknown): value is ChildMessage {

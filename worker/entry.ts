@@ -14,13 +14,14 @@ import { findUnsendable } from '../src/transfer.js';
 import { boot } from './boot.js';
 import { droppedByFailure, noteFailure } from './call-stops.js';
 import { locateSyntaxError } from './syntax-error.js';
+import { chunkStopped, enterItem, installTaskContext, leaveItem, stopChunk } from './task-context.js';
+import { finalize, type Final } from './final.js';
+import { collectTasks, exported, type TaskFn } from './exports.js';
 
 // Loaded when first needed, off every child's start-up path.
 type ErrorCodec = typeof import('../src/error-codec.js');
 let codec: ErrorCodec | undefined;
 const codecLoading = (): Promise<ErrorCodec> => import('../src/error-codec.js').then((loaded) => (codec = loaded));
-
-type TaskFn = (...args: unknown[]) => unknown;
 
 /** Outcomes are reported at least this often while a chunk runs (and always when it ends). */
 const reportEveryMs = 4;
@@ -45,12 +46,17 @@ let dying = false;
 let stopping = false;
 /** The channel: open, or let go of by a task (process.disconnect) and closing once its last message is written. */
 let channel: 'open' | 'letting go' = 'open';
+/** The chunk running now (between its start and its done). */
+let runningId: number | undefined;
+/** The finalizer, once the module has loaded. */
+let final: Final | undefined;
 /** A chunk's outcomes not yet reported. */
 let report: ItemsMessage | undefined;
 
 function post(message: ChildMessage): void {
   if (channel === 'open') send!(message);
 }
+const context = installTaskContext(post);
 
 let rss = 0;
 let rssAt = Number.NEGATIVE_INFINITY;
@@ -142,33 +148,21 @@ async function die(type: 'procpool:init-error' | 'procpool:fatal', error: unknow
   }
 }
 
-function collectTasks(mod: Record<string, unknown>): Map<string, TaskFn> {
-  const found = new Map<string, TaskFn>();
-  // A CommonJS module arrives as `default`; its properties are its exports.
-  const commonjs = mod.default;
-  if (typeof commonjs === 'object' && commonjs !== null) {
-    for (const [name, value] of Object.entries(commonjs)) if (typeof value === 'function') found.set(name, value as TaskFn);
-  }
-  for (const [name, value] of Object.entries(mod)) if (typeof value === 'function') found.set(name, value as TaskFn);
-  return found;
-}
-
 async function init(message: InitMessage): Promise<void> {
   try {
     const loading = (message.module === preloaded?.url ? preloaded.loading : import(message.module)).catch((error: unknown) => {
       throw locateSyntaxError(error, message.module);
     });
-    const loaded = collectTasks((await loading) as Record<string, unknown>);
+    if (message.module !== preloaded?.url) context.loading = message.module;
+    const loaded = collectTasks((await loading.finally(() => (context.loading = undefined))) as Record<string, unknown>);
     memoryLimit = message.memoryLimit;
     moduleUrl = message.module;
+    const finalizer = message.finalizer === undefined ? undefined : exported(loaded, 'Finalizer', message.finalizer, message.sources.finalizer, message.module);
     if (message.initializer !== undefined) {
-      const initializer = loaded.get(message.initializer);
-      if (initializer === undefined) {
-        const names = [...loaded.keys()].join(', ') || 'none';
-        throw new Error(`Initializer "${message.initializer}" is not an exported function of ${message.module} (exports: ${names})`);
-      }
+      const initializer = exported(loaded, 'Initializer', message.initializer, message.sources.initializer, message.module);
       await initializer(...message.initArgs);
     }
+    if (finalizer !== undefined) final = { fn: finalizer, args: message.finalArgs, timeout: message.finalTimeout, name: message.finalizer! };
     tasks = loaded;
     post({ type: 'procpool:ready', tasks: [...loaded.keys()] });
     void runQueue();
@@ -213,16 +207,20 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
   let checkedIndex = 0;
   report = { type: 'procpool:items', id, from: 0, values: [], failures: [] };
   for (let index = 0; index < args.length; index++) {
+    // Asked to stop (procpool/task's abortSignal): the items after the running one do not start.
+    if (chunkStopped(id)) break;
     let failure: WireFailure | undefined;
     let value: unknown;
     if (fn === undefined) failure = { unknownTask: { task: message.task, module: moduleUrl, exports: [...tasks!.keys()] } };
     else {
+      enterItem(id, index);
       try {
         value = spread ? fn(...(args[index] as unknown[])) : fn(args[index]);
         if (isThenable(value)) value = await value;
       } catch (error) {
         failure = await thrown(error);
       }
+      leaveItem();
     }
     record(value, failure);
     if (failure !== undefined) noteFailure(message, index);
@@ -288,7 +286,9 @@ async function runQueue(): Promise<void> {
         }
         post({ type: 'procpool:start', id: message.id });
       }
+      runningId = message.id;
       announced = await runChunk(message);
+      runningId = undefined;
     }
   } finally {
     running = false;
@@ -306,6 +306,17 @@ function drained(stream: Writable): Promise<void> {
 /** Leaves once stdout and stderr are flushed: a slow reader still gets all of the output. */
 async function leave(): Promise<void> {
   stopping = true;
+  if (final !== undefined) {
+    const failure = await finalize(final);
+    if (failure !== undefined) {
+      process.stderr.write(`procpool: the finalizer ${final.name} failed in child ${process.pid}: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}\n`);
+      try {
+        post({ type: 'procpool:final-error', error: (codec ?? (await codecLoading())).serializeThrown(failure) });
+      } catch {
+        // The parent is gone: nothing to tell.
+      }
+    }
+  }
   await Promise.all([drained(process.stdout), drained(process.stderr)]);
   process.exit(0);
 }
@@ -325,6 +336,10 @@ process.on('message', (message: unknown) => {
       return;
     case 'procpool:stop':
       return void leave();
+    case 'procpool:abort':
+      if (message.id === runningId) stopChunk(message.id, message.why);
+      else if (queue.some((queued) => queued.id === message.id)) skipped.add(message.id);
+      return;
     case 'procpool:init':
       return void init(message);
   }
@@ -364,4 +379,10 @@ function fatal(error: unknown): void {
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);
 
+context.loading = process.argv[2];
 const preloaded = boot(process.argv);
+// Loaded (or failed): a pool of this module made from now on is no self-reproducing top level.
+void preloaded?.loading.then(
+  () => (context.loading = undefined),
+  () => (context.loading = undefined),
+);

@@ -87,6 +87,8 @@ class Worker implements Server {
   readonly #keys: QueueKeys;
   readonly #pool: Pool;
   readonly #redis: Redis;
+  /** Results go out on their own connection: lock renewals (on #redis) never wait behind a payload. */
+  readonly #results: Redis;
   readonly #subscriber: Redis;
   readonly #taker: JobTaker;
   readonly #slots: Slots;
@@ -118,6 +120,7 @@ class Worker implements Server {
     this.#log = log;
     this.#forced = deferred();
     this.#redis = connectRedis(redisUrl, 'procpool-worker');
+    this.#results = connectRedis(redisUrl, 'procpool-worker-results');
     const shown = showRedisUrl(redisUrl);
     const started = deferred();
     this.started = started.promise;
@@ -212,7 +215,7 @@ class Worker implements Server {
       await this.#pool.join();
     }
     // Whatever still waits for Redis ends with the connections.
-    await Promise.all([closeRedis(this.#subscriber), closeRedis(this.#redis)]);
+    await Promise.all([closeRedis(this.#subscriber), closeRedis(this.#results), closeRedis(this.#redis)]);
     await within(closing, 1000);
   }
 
@@ -299,7 +302,9 @@ class Worker implements Server {
       if (job.runs > 1) this.served.reruns++;
       const result: ChunkResult = { job: job.id, runs: job.runs, report: encodeValue(report), ms: performance.now() - started };
       // Only for a caller still there; the list lives as long as its heartbeat (the caller extends both).
-      await this.#redis.eval(pushIfCaller, 2, this.#keys.caller(data.caller), this.#keys.results(data.caller), JSON.stringify(result));
+      // A copy whose lock is no longer its own was superseded: the push also stops the other copy.
+      const keys = [this.#keys.caller(data.caller), this.#keys.results(data.caller), this.#keys.resultToken(data.caller), job.lock.key, this.#keys.cancelled(job.id)];
+      await this.#results.eval(pushResult, keys.length, ...keys, JSON.stringify(result), job.lock.token, this.#keys.cancelChannel, job.id, cancelTtlMs);
       return 'done';
     } finally {
       if (slot) this.#slots.free();
@@ -308,12 +313,27 @@ class Worker implements Server {
   }
 }
 
-/** Pushes a result (ARGV[1]) to a caller's list (KEYS[2]) while its heartbeat (KEYS[1]) lives, for as long as it lives. */
-const pushIfCaller = `
+/** How long a superseded job's stop mark stays for other copies to see (ms). */
+const cancelTtlMs = 60_000;
+
+/**
+ * Pushes a result (ARGV[1]) to a caller's list (KEYS[2]) and its wake-up
+ * token (KEYS[3]) while its heartbeat (KEYS[1]) lives, for as long as it
+ * lives. When the job's lock (KEYS[4]) no longer holds this run's token
+ * (ARGV[2]), another copy may run: its stop mark (KEYS[5], ARGV[5] ms) is
+ * set and job id ARGV[4] published on the stop channel ARGV[3].
+ */
+const pushResult = `
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl <= 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ttl)
+if redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], '1') end
+redis.call('PEXPIRE', KEYS[3], ttl)
+if redis.call('GET', KEYS[4]) ~= ARGV[2] then
+  redis.call('SET', KEYS[5], '1', 'PX', ARGV[5])
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
 return 1`;
 
 /** Starts a worker: its children load the module; resolves (and says "serving") once Redis answers; rejects on a Redis it cannot use (Redis Cluster). */

@@ -10,6 +10,7 @@ import type { ResolvedCallOptions } from '../options.js';
 import type { Counters } from '../stats.js';
 import type { Attempt, Report } from './backend.js';
 import { countReport, failureError, firstFailure } from './outcome.js';
+import { deliver, dropAttempt } from './messages.js';
 import type { OpenCall, Registry } from './registry.js';
 import type { SignalFollower, Signals } from './signals.js';
 import type { ChunkOwner, Scheduler } from './scheduler.js';
@@ -43,6 +44,7 @@ export class BatchCall implements ChunkOwner, OpenCall, SignalFollower {
   readonly retries: number;
   readonly priority: number;
   readonly stopAtError = true;
+  readonly onMessage: ((index: number, value: unknown, workerId: number) => void) | undefined;
   readonly promise: Promise<unknown>;
   readonly #context: CallContext;
   readonly #results: unknown[];
@@ -69,6 +71,8 @@ export class BatchCall implements ChunkOwner, OpenCall, SignalFollower {
     this.#results = new Array<unknown>(items.length);
     this.#remaining = items.length;
     this.#progress = new ProgressReporter(options.onProgress, items.length);
+    const { onMessage } = options;
+    this.onMessage = onMessage === undefined ? undefined : (index, value, workerId) => this.#state === 'running' && deliver(onMessage, value, { index, workerId }, this);
     this.promise = new Promise((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -134,9 +138,17 @@ export class BatchCall implements ChunkOwner, OpenCall, SignalFollower {
     if (this.#remaining === 0) this.#settle(true, this.#single ? this.#results[0] : this.#results);
   }
 
-  /** Fails the call; its chunks not yet started are skipped. */
+  /** Fails the call; its chunks not yet started are skipped, its running items' signals abort. */
   fail(error: unknown): void {
     if (!this.#settle(false, error)) return;
+    if (this.#attempt !== undefined) dropAttempt(this.#attempt);
+    for (const attempt of this.#attempts) dropAttempt(attempt);
+  }
+
+  cancelPending(error: unknown): void {
+    const waiting = this.#context.scheduler.hasQueued(this) || this.#attempt?.started === false || [...this.#attempts].some((attempt) => attempt.started === false);
+    // Running items finish (their results are dropped): only what has not started is skipped.
+    if (!waiting || !this.#settle(false, error)) return;
     this.#attempt?.skip();
     for (const attempt of this.#attempts) attempt.skip();
   }

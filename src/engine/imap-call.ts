@@ -23,6 +23,7 @@ import { AdaptiveChunksize, maxChunksize } from './chunk-size.js';
 import { closeQuietly, isThenable, iterate } from './input.js';
 import { Results, type Part, type Sent } from './imap-results.js';
 import { countReport, failureError } from './outcome.js';
+import { deliver, dropAttempt } from './messages.js';
 import type { ChunkOwner } from './scheduler.js';
 import type { SignalFollower } from './signals.js';
 
@@ -50,6 +51,7 @@ export class ImapCall implements ChunkOwner, SignalFollower, AsyncIterableIterat
   timeout: number | undefined;
   retries = 0;
   priority = 0;
+  onMessage: ((index: number, value: unknown, workerId: number) => void) | undefined;
   readonly stopAtError: boolean;
   readonly #context: CallContext;
   readonly #shape: ImapShape;
@@ -209,6 +211,8 @@ export class ImapCall implements ChunkOwner, SignalFollower, AsyncIterableIterat
       this.timeout = options.timeout;
       this.retries = options.retries;
       this.priority = options.priority;
+      const { onMessage } = options;
+      if (onMessage !== undefined) this.onMessage = (index, value, workerId) => this.#state === 'running' && this.#stopped === undefined && deliver(onMessage, value, { index, workerId }, { fail: (error) => this.#stop(error, false) });
       this.#options = options;
     } catch (error) {
       this.#state = 'ended';
@@ -317,6 +321,12 @@ export class ImapCall implements ChunkOwner, SignalFollower, AsyncIterableIterat
     this.#context.scheduler.submit(this, sent, this.#read - args.length, args);
   }
 
+  cancelPending(error: unknown): void {
+    if (this.#state !== 'running') return;
+    const waiting = !this.#exhausted || this.#partial.length > 0 || this.#context.scheduler.hasQueued(this) || [...this.#attempts].some((attempt) => attempt.started === false);
+    if (waiting) this.#stop(error, false);
+  }
+
   #halted(): boolean {
     return this.#state !== 'running' || this.#stopped !== undefined || this.#failure !== undefined || this.#poolClosed;
   }
@@ -358,7 +368,7 @@ export class ImapCall implements ChunkOwner, SignalFollower, AsyncIterableIterat
     this.#unfollow();
     this.#context.scheduler.forget(this);
     this.#progress?.finish();
-    for (const attempt of this.#attempts) attempt.skip();
+    for (const attempt of this.#attempts) dropAttempt(attempt);
     this.#poke();
     if (!this.#exhausted) void closeQuietly(this.#source!);
     return error;

@@ -27,6 +27,8 @@ export interface ChunkOwner {
   readonly retries: number;
   /** Higher runs first; equal priorities run first come, first served. */
   readonly priority: number;
+  /** A running item's `emit()` (procpool/task), `index` in the call; undefined: nobody listens. */
+  readonly onMessage: ((index: number, value: unknown, workerId: number) => void) | undefined;
   /** Whether the item at `index` is still to run (false once the call ended, or failed before it). */
   wants(index: number): boolean;
   /** Outcomes of the items from `start` on (`tag` as given to `submit`). */
@@ -49,6 +51,11 @@ interface Piece {
   queuedAt: number;
   /** p-queue started it. */
   started: boolean;
+}
+
+/** A chunk's messages, placed by the item's index in the call. */
+function messagesFrom(onMessage: (index: number, value: unknown, workerId: number) => void, start: number): (index: number, value: unknown, workerId: number) => void {
+  return (index, value, workerId) => onMessage(start + index, value, workerId);
 }
 
 /** A chunk's rest that runs again goes ahead of new work of the same priority, and of no higher one. */
@@ -92,6 +99,11 @@ export class Scheduler {
   /** Items queued, not yet handed to a runner. */
   get queuedItems(): number {
     return this.#queuedItems;
+  }
+
+  /** Whether `owner` has items queued, not yet handed to a runner. */
+  hasQueued(owner: ChunkOwner): boolean {
+    return this.#queuedBy.has(owner);
   }
 
   /** Pieces queued, not yet handed to a runner. */
@@ -234,6 +246,7 @@ export class Scheduler {
           exact: piece.exact,
           call: this.#callId(owner),
           from: piece.start,
+          onMessage: owner.onMessage === undefined ? undefined : messagesFrom(owner.onMessage, piece.start),
         });
         owner.attach(attempt);
         this.#track(attempt, owner.priority, true);

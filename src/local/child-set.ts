@@ -34,15 +34,19 @@ type State = 'running' | 'stopping' | 'broken' | 'terminated';
 /** Children, as a backend. */
 export class ChildSet implements Backend {
   readonly #options: ResolvedPoolOptions;
-  readonly #init: ChildInit;
+  readonly #init: Omit<ChildInit, 'workerId'>;
   readonly #spawn: SpawnPort;
   readonly #events: ChildEvents;
   readonly #live = new Set<Child>();
   readonly #ports = new Map<Child, ChildPort>();
   readonly #listeners: Array<() => void> = [];
   #state: State = 'running';
+  /** Items' emit() reaches the call's onMessage. */
+  readonly messages = true;
   #failure: PoolBrokenError | undefined;
   #restarts = 0;
+  /** Finalizers that failed (threw, or passed finalTimeout). */
+  #finalFailures = 0;
   readonly #slotRestarts: number[] = [];
   readonly #sizing: Sizing;
   /** Chunks waiting in the scheduler for room. */
@@ -96,6 +100,10 @@ export class ChildSet implements Backend {
 
   get restarts(): number {
     return this.#restarts;
+  }
+
+  get finalizerFailures(): number {
+    return this.#finalFailures;
   }
 
   onChange(listener: () => void): void {
@@ -175,7 +183,7 @@ export class ChildSet implements Backend {
     if (child === undefined) {
       // No child can take it (capacity is kept exact, so this is a safety
       // net): it never started; ended after a turn, so it cannot spin.
-      const entry = new Entry({ skipEntry: () => undefined, abortEntry: () => undefined }, job);
+      const entry = new Entry({ skipEntry: () => undefined, abortEntry: () => undefined, cancelEntry: () => undefined }, job);
       setImmediate(() => entry.finish({ kind: 'ran', report: { values: [], failures: [] }, ms: 0 }));
       return entry;
     }
@@ -197,6 +205,10 @@ export class ChildSet implements Backend {
     return this.#gone();
   }
 
+  terminating(): void {
+    for (const child of this.#live) child.poolTerminating = true;
+  }
+
   kill(): Promise<void> {
     if (this.#state !== 'broken') this.#state = 'terminated';
     this.#cancelBackoffs();
@@ -213,6 +225,7 @@ export class ChildSet implements Backend {
       .filter((child) => child.state !== 'draining' && child.state !== 'stopping')
       .map((child) => ({
         slot: child.slot,
+        workerId: child.workerId,
         pid: child.pid,
         items: child.finished,
         restarts: this.#slotRestarts[child.slot] ?? 0,
@@ -254,8 +267,9 @@ export class ChildSet implements Backend {
   }
 
   #start(slot: number): Child {
-    const port = this.#spawn(this.#init, { stdout: this.stdout, stderr: this.stderr ?? process.stderr, consumed: this.#consumed });
-    const child = new Child(port, this.#events, slot, this.#init);
+    const init = { ...this.#init, workerId: this.#freeWorkerId() };
+    const port = this.#spawn(init, { stdout: this.stdout, stderr: this.stderr ?? process.stderr, consumed: this.#consumed });
+    const child = new Child(port, this.#events, slot, init);
     child.demand = this.#demand;
     this.#live.add(child);
     this.#ports.set(child, port);
@@ -267,6 +281,15 @@ export class ChildSet implements Backend {
     this.#restarts++;
     this.#slotRestarts[child.slot] = (this.#slotRestarts[child.slot] ?? 0) + 1;
     return this.#start(child.slot);
+  }
+
+  /** The lowest worker id from 1 that no live child holds (one that leaves holds it until it exits). */
+  #freeWorkerId(): number {
+    const taken = new Set<number>();
+    for (const child of this.#live) taken.add(child.workerId);
+    let id = 1;
+    while (taken.has(id)) id++;
+    return id;
   }
 
   /** The lowest slot no starting or ready child holds. */
@@ -334,6 +357,7 @@ export class ChildSet implements Backend {
   #onExited(child: Child, exit: ChildExit): void {
     this.#live.delete(child);
     this.#feeding.exited(child);
+    if (child.finalFailed) this.#finalFailures++;
     // Forgotten once its output is read: a long life of recycled children keeps none of them.
     const port = this.#ports.get(child);
     void port?.outputDone.then(() => this.#ports.delete(child));

@@ -11,6 +11,7 @@ export type EntryPhase = 'outbox' | 'sent' | 'started';
 export interface EntryOwner {
   skipEntry(entry: Entry): void;
   abortEntry(entry: Entry, reason: unknown): void;
+  cancelEntry(entry: Entry): void;
 }
 
 let nextId = 1;
@@ -30,6 +31,10 @@ export class Entry implements Attempt {
   skipAsked = false;
   /** An abort was asked for: stop the chunk as soon as it starts. */
   abortAsked: { reason: unknown } | undefined;
+  /** The child was asked to abort the running item's signal (procpool/task). */
+  signalled = false;
+  /** The latest item of the chunk that asked for its AbortSignal (-1: none). */
+  listening = -1;
   /** The per-item timer, and a count that makes a stale expiry harmless. */
   timer: NodeJS.Timeout | undefined;
   armed = 0;
@@ -43,12 +48,20 @@ export class Entry implements Attempt {
     this.end = new Promise((resolve) => (this.#resolve = resolve));
   }
 
+  get started(): boolean {
+    return this.phase === 'started';
+  }
+
   get ended(): boolean {
     return this.#ended;
   }
 
   skip(): void {
     if (!this.#ended) this.#owner.skipEntry(this);
+  }
+
+  cancel(): void {
+    if (!this.#ended) this.#owner.cancelEntry(this);
   }
 
   abort(reason: unknown): void {
