@@ -168,19 +168,6 @@ describe('retries are for deaths only', () => {
   }, 30_000);
 });
 
-describe('retries are for deaths only: a timed-out item in a chunk of several', () => {
-  it.each([0, 2])('starmap, chunksize 5, timeout, retries %i: the slow item runs once, one child killed, TaskTimeoutError', async (retries) => {
-    const pool = makePool({ retries });
-    await pool.ready();
-    const runs = join(dir, 'runs');
-    const items = [['a', 5], ['b', 5], ['SLOW', 60_000], ['c', 5], ['d', 5]].map(([tag, ms]) => [runs, tag, ms]);
-    const error = await pool.starmap('noted', items, { chunksize: 5, timeout: 400 }).catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(TaskTimeoutError);
-    expect(readFileSync(runs, 'utf8').trim().split('\n')).toEqual(['a', 'b', 'SLOW']);
-    expect(pool.stats.restarts).toBe(1);
-  }, 30_000);
-});
-
 describe('starts: a replacement that fails to start once does not break a pool that has run', () => {
   it('a module that fails to load once, after good starts: retried, every item succeeds', async () => {
     const flag = join(dir, 'fail-once');

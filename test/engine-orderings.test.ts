@@ -610,7 +610,7 @@ describe('engine orderings (fake children)', () => {
       await expect(b).resolves.toBe(4);
     });
 
-    it('an items report re-arms the per-item timer; a kill with 2 items unreported charges the next one (a timed chunk reports every item), which is not run again', async () => {
+    it('an items report re-arms the per-item timer; a kill with 2 items unreported charges nothing, the exact re-run charges the TaskTimeoutError', async () => {
       fakeTimers();
       const fp = fakePool();
       const first = fp.children[0]!;
@@ -631,12 +631,19 @@ describe('engine orderings (fake children)', () => {
       await turn();
       expect(first.kills).toEqual(['SIGKILL']);
       first.exit(null, 'SIGKILL');
-      // A timed chunk reports every item once written: item 1 is the one that ran past
-      // the limit; it is charged and not run again, item 2 runs on the replacement.
+      // Items 1 and 2 unreported: which one ran past the limit is unknown.
       const second = await fp.child(1);
       const rest = await second.nextRun();
-      expect(rest).toMatchObject({ args: [3], exact: false });
-      second.automate();
+      expect(rest).toMatchObject({ args: [2, 3], exact: true });
+      second.ready();
+      second.start(rest.id);
+      await vi.advanceTimersByTimeAsync(100);
+      await turn();
+      expect(second.kills).toEqual(['SIGKILL']);
+      second.exit(null, 'SIGKILL');
+      const third = await fp.child(2);
+      expect((await third.nextRun()).args).toEqual([3]);
+      third.automate();
       await loop;
       expect(records.map((record) => record.ok)).toEqual([true, false, true]);
       expect(records[1]!.error).toBeInstanceOf(TaskTimeoutError);

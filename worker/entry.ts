@@ -92,12 +92,12 @@ function flush(timed = false): Promise<void> | undefined {
  * Sends outcomes. For a timed chunk (the parent times each item) the end of
  * its items is marked first, with a tiny message that the parent reads
  * before the outcomes cross: their transfer is never charged to an item.
- * The one rule for waiting on a write: a chunk's done and a timed item's
- * outcomes are waited for (the returned promise resolves once they are
- * written), and what comes next starts only then. A task of the next chunk
- * that ends the process (process.exit) would drop a done still queued in
- * the channel; a timed item's next item is not charged for the transfer,
- * and a kill for its timeout finds every earlier item reported.
+ * The one rule for waiting on a write: the returned promise resolves once
+ * the outcomes are written, and what comes next starts only then,
+ * - for a chunk's done, always: a task of the next chunk that ends the
+ *   process (process.exit) would drop a done still queued in the channel;
+ * - for a timed item, when the channel could not take them at once (a big
+ *   result): the next item is not charged for the transfer.
  */
 function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'procpool:done' }>, timed = false): Promise<void> | undefined {
   if (timed) post({ type: 'procpool:ended', id: message.id, count: message.from + message.values.length });
@@ -108,8 +108,8 @@ function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'pro
     if (!timed && !done) return void send!(message);
     let resolve!: () => void;
     const pending = new Promise<void>((settle) => (resolve = settle));
-    send!(message, undefined, undefined, () => resolve());
-    written = pending;
+    // A timed item's message the channel took at once (its backlog is small) is not waited for.
+    if (!send!(message, undefined, undefined, () => resolve()) || done) written = pending;
   };
   try {
     sendOnce();
@@ -231,21 +231,21 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
       overLimit = true;
       break;
     }
-    // A timed chunk reports every item: a kill for its timeout then finds at
-    // most the running item unreported, so it is the one charged, and never
-    // run again (batched, which of the unreported items ran would be unknown).
-    if (exact || timed) await flush(timed);
-    else if (index + 1 >= nextCheck) {
+    if (exact) await flush(timed);
+    else if (timed || index + 1 >= nextCheck) {
       const now = performance.now();
       if (now - reportedAt >= reportEveryMs) {
-        flush();
+        if (timed) await flush(true);
+        else flush();
         reportedAt = performance.now();
       }
-      const perItem = (now - checkedAt) / (index + 1 - checkedIndex);
-      const stride = perItem > 0 ? Math.max(1, Math.min(maxStride, Math.floor(0.2 / perItem))) : maxStride;
-      checkedAt = now;
-      checkedIndex = index + 1;
-      nextCheck = index + 1 + stride;
+      if (!timed) {
+        const perItem = (now - checkedAt) / (index + 1 - checkedIndex);
+        const stride = perItem > 0 ? Math.max(1, Math.min(maxStride, Math.floor(0.2 / perItem))) : maxStride;
+        checkedAt = now;
+        checkedIndex = index + 1;
+        nextCheck = index + 1 + stride;
+      }
     }
   }
   const rest = report;

@@ -59,10 +59,8 @@ export function endAtExit(entry: Entry, exit: ChildExit, kill: KillReason): Atte
   // Killed to stop another chunk (that ended meanwhile): this one is no culprit.
   const bystander = (kill.kind === 'timeout' || kill.kind === 'abort') && kill.entry !== entry;
   // Killed by a signal, the child may have finished items it had not yet
-  // reported; with two or more unreported, which one ran is unknown. Exact
-  // and timed chunks report every item once written: the one running is the next.
+  // reported; with two or more unreported, which one ran is unknown.
   const unreported = entry.job.args.length - entry.values.length;
-  const everyItem = entry.job.exact || entry.job.timeout !== undefined;
-  const uncertain = bystander || (exit.signal !== null && !everyItem && unreported >= 2 && kill.kind !== 'terminate');
+  const uncertain = bystander || (exit.signal !== null && !entry.job.exact && unreported >= 2 && kill.kind !== 'terminate');
   return { kind: 'lost', report: entry.report, error, uncertain };
 }
