@@ -71,8 +71,8 @@ describe('cluster units', () => {
     expect(slots.taken).toBe(2);
     for (let i = 0; i < 5; i++) slots.timed(0.5);
     expect(slots.taken).toBe(16);
-    expect(await slots.take()).toBe(true);
-    const waiting = Array.from({ length: 15 }, (_, i) => slots.take().then((granted) => [i, granted] as const));
+    expect(await slots.take(undefined)).toBe('slot');
+    const waiting = Array.from({ length: 15 }, (_, i) => slots.take(undefined).then((granted) => [i, granted] as const));
     expect(slots.waiting).toBe(15);
     // A long chunk: two at a time from now on, one running and one waiting; the other 14 go back.
     expect(slots.timed(5000)).toBe(true);
@@ -80,11 +80,11 @@ describe('cluster units', () => {
     expect(slots.waiting).toBe(1);
     slots.free();
     const settled = await Promise.all(waiting);
-    expect(settled[0]).toEqual([0, true]);
-    expect(settled.slice(1).every(([, granted]) => !granted)).toBe(true);
-    const next = slots.take();
+    expect(settled[0]).toEqual([0, 'slot']);
+    expect(settled.slice(1).every(([, granted]) => granted === 'refused')).toBe(true);
+    const next = slots.take(undefined);
     slots.release();
-    expect(await next).toBe(false);
-    expect(await slots.take()).toBe(false);
+    expect(await next).toBe('refused');
+    expect(await slots.take(undefined)).toBe('refused');
   });
 });
