@@ -10,10 +10,12 @@
  * worker is not left idle while this one holds work it cannot start.
  */
 function depthFor(chunkMs: number): number {
-  return Math.max(2, Math.min(16, Math.ceil(workAheadMs / Math.max(chunkMs, 0.01))));
+  return Math.max(2, Math.min(maxDepth, Math.ceil(workAheadMs / Math.max(chunkMs, 0.01))));
 }
 /** How much work (ms) a child's taken chunks should hold. */
 const workAheadMs = 20;
+/** Jobs taken per child at most: the one-item jobs among them run merged, many to a message (`adopt`). */
+const maxDepth = 64;
 
 /** What a job waiting for a child gets: a slot of its own, refused (it goes back to the queue), or joined to another job's chunk. */
 export type Grant = 'slot' | 'refused' | 'joined';
@@ -57,7 +59,8 @@ export class Slots<T = undefined> {
   timed(ms: number): boolean {
     this.#chunkMs = this.#chunkMs === undefined ? ms : 0.8 * this.#chunkMs + 0.2 * ms;
     const depth = depthFor(this.#chunkMs);
-    if (depth === this.#depth) return false;
+    // Shallower only by a quarter or more: a depth wavering by one would give a job back each time.
+    if (depth === this.#depth || (depth < this.#depth && depth > 0.75 * this.#depth)) return false;
     this.#depth = depth;
     const excess = this.#waiting.length - (this.taken - this.#count);
     if (excess > 0) for (const { resolve } of this.#waiting.splice(-excess)) resolve('refused');

@@ -70,7 +70,7 @@ describe('cluster units', () => {
     const slots = new Slots(1);
     expect(slots.taken).toBe(2);
     for (let i = 0; i < 5; i++) slots.timed(0.5);
-    expect(slots.taken).toBe(16);
+    expect(slots.taken).toBe(40);
     expect(await slots.take(undefined)).toBe('slot');
     const waiting = Array.from({ length: 15 }, (_, i) => slots.take(undefined).then((granted) => [i, granted] as const));
     expect(slots.waiting).toBe(15);
@@ -86,5 +86,23 @@ describe('cluster units', () => {
     slots.release();
     expect(await next).toBe('refused');
     expect(await slots.take(undefined)).toBe('refused');
+  });
+
+  it("a worker's slots: a job given a child adopts the waiting ones that fit (oldest first, up to its share), and a depth wavering by one gives no job back", async () => {
+    const slots = new Slots<string>(1);
+    for (let i = 0; i < 5; i++) slots.timed(1);
+    expect(slots.taken).toBe(20);
+    expect(slots.merged).toBe(20);
+    expect(await slots.take('first')).toBe('slot');
+    const names = ['a1', 'b1', 'a2', 'a3', 'a4'];
+    const grants = names.map((name) => slots.take(name));
+    expect(slots.adopt((name): name is string => name.startsWith('a'), 3)).toEqual(['a1', 'a2', 'a3']);
+    expect(slots.waiting).toBe(2);
+    // 1 ms → 1.05 ms: depth 20 → 19, under a quarter less: kept, nothing given back.
+    expect(slots.timed(1.25)).toBe(false);
+    expect(slots.taken).toBe(20);
+    slots.free();
+    slots.release();
+    expect(await Promise.all(grants)).toEqual(['joined', 'slot', 'joined', 'joined', 'refused']);
   });
 });
