@@ -23,6 +23,7 @@ interface Params {
   settleMs: number;
   counts: number[];
   chunksize: number;
+  chunkMs: number;
 }
 
 /** What the workloads need of a pool; both contenders are driven through it. */
@@ -303,6 +304,95 @@ const workloads: Record<string, Workload> = {
     }
   },
 };
+
+/** `applies` tiny applies in flight, each with `signal` (or none): milliseconds until all resolved. */
+async function timedApplies(pool: Pool, applies: number, signal: AbortSignal | undefined): Promise<number> {
+  const t0 = performance.now();
+  const results = await Promise.all(Array.from({ length: applies }, (_, i) => pool.apply('inc', [i], signal === undefined ? {} : { signal })));
+  const ms = performance.now() - t0;
+  check((results as number[]).reduce((a, b) => a + b, 0) === sumTo(applies), 'applies');
+  return ms;
+}
+
+const edgeWorkloads: Record<string, Workload> = {
+  /** Calls sharing one AbortSignal: the same applies with one shared signal and without, alternated in one pool. */
+  async 'signal-shared'(name, p) {
+    if (name !== 'procpool') throw new Error('signal-shared: procpool only');
+    const pool = new Pool(tasksUrl, { processes: p.processes, nodeOptions: [] });
+    await pool.ready();
+    await timedApplies(pool, p.n, undefined);
+    const shared: number[] = [];
+    const plain: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      shared.push(await timedApplies(pool, p.n, new AbortController().signal));
+      plain.push(await timedApplies(pool, p.n, undefined));
+    }
+    pool.close();
+    await pool.join();
+    const sharedMs = median(shared);
+    const plainMs = median(plain);
+    return { sharedMs, plainMs, ratio: sharedMs / plainMs };
+  },
+
+  /**
+   * imap over a slow source (each item answered in a later turn: chunks go
+   * out before they fill) whose consumer pauses 50 ms every 50,000 items:
+   * the parent's peak RSS stays flat however long the input.
+   */
+  async 'imap-paused'(name, p) {
+    if (name !== 'procpool') throw new Error('imap-paused: procpool only');
+    const pool = await Pool.create(tasksUrl, { processes: p.processes, nodeOptions: [] });
+    try {
+      await pool.apply('inc', [0]);
+      const baseRssMib = statusMib('self', 'VmRSS');
+      async function* slow(n: number): AsyncGenerator<number> {
+        for (let i = 0; i < n; i++) {
+          await new Promise((resolve) => setImmediate(resolve));
+          yield i;
+        }
+      }
+      const t0 = performance.now();
+      let total = 0;
+      let seen = 0;
+      for await (const value of pool.imap('inc', slow(p.n), { chunksize: 100 })) {
+        total += value as number;
+        if (++seen % 50_000 === 0) await sleep(50);
+      }
+      const elapsed = performance.now() - t0;
+      check(total === sumTo(p.n), 'imap-paused');
+      return { itemsPerSec: p.n / (elapsed / 1000), peakRssMib: statusMib('self', 'VmHWM'), baseRssMib };
+    } finally {
+      pool.close();
+      await pool.join();
+    }
+  },
+
+  /**
+   * A priority call behind a flood: after fast items (chunks measured tiny,
+   * children kept fed), 40 items of `chunkMs` each per child; a `priority: 10`
+   * apply made while they run waits about one running chunk.
+   */
+  async 'priority-wait'(name, p) {
+    if (name !== 'procpool') throw new Error('priority-wait: procpool only');
+    const pool = new Pool(tasksUrl, { processes: p.processes, nodeOptions: [] });
+    await pool.ready();
+    const waits: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      await pool.map('sleepMs', Array.from({ length: 2000 }, () => 0), { chunksize: 1 });
+      const flood = pool.map('sleepMs', Array.from({ length: 40 * p.processes }, () => p.chunkMs), { chunksize: 1 });
+      await sleep(p.chunkMs / 2);
+      const t0 = performance.now();
+      await pool.apply('sleepMs', [0], { priority: 10 });
+      waits.push(performance.now() - t0);
+      await flood;
+    }
+    pool.close();
+    await pool.join();
+    const waitMs = median(waits);
+    return { waitMs, chunkMs: p.chunkMs, ratio: waitMs / p.chunkMs };
+  },
+};
+Object.assign(workloads, edgeWorkloads);
 
 function mapWorkload(name: string, p: Params, chunksize: number | undefined): Promise<Record<string, unknown>> {
   if (name !== 'procpool') throw new Error('map: procpool only (the floor has no chunking)');

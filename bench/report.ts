@@ -21,7 +21,21 @@ export interface RunInfo {
   seconds: number;
   /** 1-minute load average at the start and at the end of the run. */
   load: number[];
-  sizes: { tiny: number; mapDefault: number; mapTimeout: number; longLife: number; imap: number; pythonImap: number; echo: number; counts: number[]; cpu: { node: number; python: number; items: number } };
+  /** BENCH_ONLY: the workloads run (the others' rows and targets are left out). */
+  only?: string[];
+  sizes: {
+    tiny: number;
+    mapDefault: number;
+    mapTimeout: number;
+    longLife: number;
+    imap: number;
+    pythonImap: number;
+    echo: number;
+    counts: number[];
+    cpu: { node: number; python: number; items: number };
+    signalApplies: number;
+    imapPaused: number;
+  };
 }
 
 const colors = { floor: '#7f7f7f', procpool: '#1f77b4', python: '#e3a21a', ideal: '#bbbbbb' };
@@ -97,6 +111,9 @@ export function report(info: RunInfo, samples: Samples): { markdown: string; jso
     row('Resident memory of one idle child', 'MiB', (c) => med('rss', c, 'mib')),
     row(`\`imap\` over ${n(info.sizes.imap)} tiny items from a generator ³`, 'items/s', (c) => med('imap', c, 'itemsPerSec')),
     row('`imap`: peak parent RSS ³', 'MiB', (c) => med('imap', c, 'peakRssMib')),
+    row(`${n(info.sizes.signalApplies)} \`apply\` sharing one AbortSignal ÷ the same without a signal`, '×', (c) => med('signal-shared', c, 'ratio')),
+    row(`\`imap\` from a slow source, consumer paused every 50,000: peak parent RSS (${n(info.sizes.imapPaused)} items)`, 'MiB', (c) => med('imap-paused-large', c, 'peakRssMib')),
+    row('A `priority: 10` apply behind a flood of 50 ms chunks: its wait', 'ms', (c) => med('priority-wait', c, 'waitMs')),
   ];
 
   const pp = (workload: string, path: string): number => med(workload, 'procpool', path);
@@ -143,6 +160,17 @@ export function report(info: RunInfo, samples: Samples): { markdown: string; jso
       `${fmtRatio(imapRatio)} × map; peak RSS ${fmt(pp('imap', 'peakRssMib'), 'MiB')} at ${n(info.sizes.imap)}, ${fmt(pp('imap-large', 'peakRssMib'), 'MiB')} at ${n(3 * info.sizes.imap)} (${fmtRatio(rssGrowth)}×)`,
       imapRatio >= 0.5 && rssGrowth <= 1.1,
     );
+    const shared = pp('signal-shared', 'ratio');
+    target(`${n(info.sizes.signalApplies)} applies sharing one signal ÷ without`, '≤ 1.2 ×', `${fmtRatio(shared)} × (${fmt(pp('signal-shared', 'sharedMs'), 'ms')} vs ${fmt(pp('signal-shared', 'plainMs'), 'ms')})`, shared <= 1.2);
+    const paused = ratio(pp('imap-paused-large', 'peakRssMib'), pp('imap-paused', 'peakRssMib'));
+    target(
+      '`imap`, slow source, paused consumer',
+      `flat: peak parent RSS at ${n(info.sizes.imapPaused)} items within 1.10 × that at ${n(info.sizes.imapPaused / 10)}`,
+      `${fmt(pp('imap-paused-large', 'peakRssMib'), 'MiB')} vs ${fmt(pp('imap-paused', 'peakRssMib'), 'MiB')} (${fmtRatio(paused)}×)`,
+      paused <= 1.1,
+    );
+    const waited = pp('priority-wait', 'ratio');
+    target('a priority call behind a flood', '≈ one running chunk (≤ 2 × a chunk)', `${fmt(pp('priority-wait', 'waitMs'), 'ms')} = ${fmtRatio(waited)} × a chunk of ${fmt(pp('priority-wait', 'chunkMs'), 'ms')}`, waited <= 2);
   }
 
   const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${info.cores} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${process.platform}`;
@@ -160,7 +188,8 @@ export function report(info: RunInfo, samples: Samples): { markdown: string; jso
   lines.push('');
   lines.push('| figure | floor | procpool | Python | procpool ÷ floor | procpool ÷ Python |');
   lines.push('|---|--:|--:|--:|--:|--:|');
-  for (const r of rows) {
+  const measured = (r: Row): boolean => Object.values(r.values).some(Number.isFinite);
+  for (const r of info.only === undefined ? rows : rows.filter(measured)) {
     const v = r.values;
     lines.push(`| ${r.label} | ${fmt(v.floor, r.unit)} | ${fmt(v.procpool, r.unit)} | ${fmt(v.python, r.unit)} | ${cellRatio(ratio(v.procpool, v.floor))} | ${cellRatio(ratio(v.procpool, v.python))} |`);
   }
@@ -177,13 +206,15 @@ export function report(info: RunInfo, samples: Samples): { markdown: string; jso
   lines.push('');
   lines.push('| target (issue 9) | wanted | measured | met |');
   lines.push('|---|---|---|:-:|');
-  for (const t of targets) lines.push(`| ${t.figure} | ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
-  lines.push('');
-  lines.push(`Scaling: the CPU-bound job's speedup over serial by number of processes (${info.cores} cores).`);
-  lines.push('');
-  lines.push(`| processes | ${info.sizes.counts.join(' | ')} |`);
-  lines.push(`|---|${info.sizes.counts.map(() => '--:').join('|')}|`);
-  for (const c of contenders) lines.push(`| ${c} | ${info.sizes.counts.map((p) => fmt(speedup(c, p), '×')).join(' | ')} |`);
+  for (const t of info.only === undefined ? targets : targets.filter((t) => !/n\/a|—/.test(t.measured))) lines.push(`| ${t.figure} | ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
+  if (info.only === undefined) {
+    lines.push('');
+    lines.push(`Scaling: the CPU-bound job's speedup over serial by number of processes (${info.cores} cores).`);
+    lines.push('');
+    lines.push(`| processes | ${info.sizes.counts.join(' | ')} |`);
+    lines.push(`|---|${info.sizes.counts.map(() => '--:').join('|')}|`);
+    for (const c of contenders) lines.push(`| ${c} | ${info.sizes.counts.map((p) => fmt(speedup(c, p), '×')).join(' | ')} |`);
+  }
   if (errors.length > 0) {
     lines.push('');
     lines.push('Failed measurements (left out of the medians):');

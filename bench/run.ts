@@ -9,7 +9,9 @@
  * rotated from round to round; figures are medians over rounds.
  *
  * BENCH_QUICK=1: one round, small sizes (a smoke test). BENCH_ROUNDS=n
- * overrides the number of rounds.
+ * overrides the number of rounds. BENCH_ONLY=id,id runs only those
+ * workloads (e.g. `BENCH_ONLY=signal-shared,imap-paused,imap-paused-large,priority-wait`);
+ * the report then shows only their rows' figures.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -18,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { report, type Samples, type RunInfo } from './report.js';
 
 const quick = process.env.BENCH_QUICK === '1';
+const only = process.env.BENCH_ONLY?.split(',').map((id) => id.trim());
 const rounds = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 5));
 const cores = availableParallelism();
 const processes = 2;
@@ -40,6 +43,8 @@ const size = {
   echo: quick ? 20 : 200,
   imap: quick ? 100_000 : 1_000_000,
   pythonImap: quick ? 10_000 : 100_000,
+  signalApplies: quick ? 2000 : 20_000,
+  imapPaused: quick ? 100_000 : 1_000_000,
 };
 const counts = quick ? [1, 2] : Array.from({ length: 2 * cores }, (_, i) => i + 1);
 
@@ -59,7 +64,7 @@ interface Workload {
 }
 
 const both: Contender[] = ['floor', 'procpool', 'python'];
-const workloads: Workload[] = [
+const workloads: Workload[] = ([
   { id: 'fresh', run: 'fresh', contenders: both, params: { processes } },
   { id: 'startup', run: 'startup', contenders: both, params: { processes, samples: size.startupSamples } },
   { id: 'after-crash', run: 'after-crash', contenders: both, params: { processes } },
@@ -76,7 +81,11 @@ const workloads: Workload[] = [
   { id: 'rss', run: 'rss', contenders: both, params: { processes, settleMs: 300 } },
   { id: 'imap', run: 'imap', contenders: ['procpool', 'python'], params: { processes, n: size.imap }, python: { processes, n: size.pythonImap } },
   { id: 'imap-large', run: 'imap', contenders: ['procpool'], params: { processes, n: 3 * size.imap } },
-];
+  { id: 'signal-shared', run: 'signal-shared', contenders: ['procpool'], params: { processes, n: size.signalApplies } },
+  { id: 'imap-paused', run: 'imap-paused', contenders: ['procpool'], params: { processes, n: size.imapPaused / 10 } },
+  { id: 'imap-paused-large', run: 'imap-paused', contenders: ['procpool'], params: { processes, n: size.imapPaused }, once: true },
+  { id: 'priority-wait', run: 'priority-wait', contenders: ['procpool'], params: { processes, chunkMs: 50 } },
+] satisfies Workload[]).filter((workload) => only === undefined || only.includes(workload.id));
 
 function pythonVersion(): string | undefined {
   const probe = spawnSync('python3', ['--version'], { encoding: 'utf8', env });
@@ -156,15 +165,20 @@ const info: RunInfo = {
   seconds: (Date.now() - started) / 1000,
   load: [loadBefore, loadavg()[0]!],
   sizes: { ...size, counts },
+  ...(only === undefined ? {} : { only }),
 };
 const out = report(info, samples);
 mkdirSync(resultsDir, { recursive: true });
-writeFileSync(`${resultsDir}latest.md`, out.markdown);
-writeFileSync(`${resultsDir}latest.json`, `${JSON.stringify(out.json, null, 2)}\n`);
-writeFileSync(`${resultsDir}scaling.svg`, out.scalingSvg);
-writeFileSync(`${resultsDir}throughput.svg`, out.throughputSvg);
+// A run of some workloads only never overwrites the full run's figures.
+const name = only === undefined ? 'latest' : 'only';
+writeFileSync(`${resultsDir}${name}.md`, out.markdown);
+writeFileSync(`${resultsDir}${name}.json`, `${JSON.stringify(out.json, null, 2)}\n`);
+if (only === undefined) {
+  writeFileSync(`${resultsDir}scaling.svg`, out.scalingSvg);
+  writeFileSync(`${resultsDir}throughput.svg`, out.throughputSvg);
+}
 console.log(`\n${out.markdown}`);
-console.log(`written: bench/results/latest.md, latest.json, scaling.svg, throughput.svg (${info.seconds.toFixed(0)} s)`);
+console.log(`written: bench/results/${name}.md, ${name}.json${only === undefined ? ', scaling.svg, throughput.svg' : ''} (${info.seconds.toFixed(0)} s)`);
 
 // The cluster's figures beside these (skipped with a message without redis-server).
-spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./cluster.ts', here))], { stdio: 'inherit', env: process.env });
+if (only === undefined) spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./cluster.ts', here))], { stdio: 'inherit', env: process.env });

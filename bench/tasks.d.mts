@@ -2,3 +2,4 @@
 export declare function inc(x: number): number;
 export declare function echo<T>(value: T): T;
 export declare function fib(n: number): number;
+export declare function sleepMs(ms: number): number | Promise<number>;

@@ -21,3 +21,8 @@ export function fib(n) {
 export function crash() {
   process.exit(1);
 }
+
+/** Waits `ms`, then returns it (the flood behind which a priority call waits). */
+export function sleepMs(ms) {
+  return ms === 0 ? 0 : new Promise((resolve) => setTimeout(() => resolve(ms), ms));
+}

@@ -19,7 +19,7 @@ mkdirSync(dist);
 
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { 'src/index': 'src/index.ts', 'src/cluster/index': 'src/cluster/index.ts', 'src/cli/main': 'src/cli/main.ts', 'worker/entry': 'worker/entry.ts' },
+  entryPoints: { 'src/index': 'src/index.ts', 'src/cluster/index': 'src/cluster/index.ts', 'src/task': 'src/task.ts', 'src/cli/main': 'src/cli/main.ts', 'worker/entry': 'worker/entry.ts' },
   outdir: 'dist',
   // Shared code lands beside src/index.js, so its import.meta.url finds ../worker/entry.js from every chunk.
   chunkNames: 'src/chunk-[hash]',

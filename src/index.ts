@@ -16,6 +16,7 @@ export {
   type WorkerExitReason,
   type SerializationDirection,
 } from './errors.js';
-export type { PoolOptions, CallOptions, ChunkOptions, AsyncCallbacks } from './options.js';
+export type { PoolOptions, CallOptions, ChunkOptions, AsyncCallbacks, MessageInfo } from './options.js';
+export type { CloseOptions } from './close-options.js';
 export type { PoolStats } from './stats.js';
 export type { TaskName, TaskRef, TaskArgs, TaskResult, TaskItem, UntypedModule } from './types.js';

@@ -5,11 +5,24 @@
 import { availableParallelism } from 'node:os';
 import type { Progress } from './progress.js';
 import type { TaskName, UntypedModule } from './types.js';
-import { checkSendable } from './sendable.js';
 import { entryFlag, inheritedFlags } from './node-flags.js';
+import { checkArgs, checkGrace, exportName } from './task-options.js';
+import { expected, maxTimerMs } from './expected.js';
+
+export { expected, maxTimerMs };
 
 /** An export name of `M`; a conditional type, so that `new Pool(url, options)` never infers `M` from it. */
 export type InitializerName<M> = M extends unknown ? TaskName<M> : never;
+/** An exported function of `M`, for `initializer` and `finalizer`. */
+export type InitializerFunction<M> = M extends unknown ? M[TaskName<M>] : never;
+
+/** Where a message of `procpool/task`'s `emit()` comes from. */
+export interface MessageInfo {
+  /** The item's position in its call (`apply`: 0). */
+  readonly index: number;
+  /** The `workerId` of the child that ran it. */
+  readonly workerId: number;
+}
 
 /** Options of `new Pool<M>(module, options)`; `M` types the initializer's name. */
 export interface PoolOptions<M = UntypedModule> {
@@ -43,13 +56,38 @@ export interface PoolOptions<M = UntypedModule> {
    * @default Infinity
    */
   maxQueue?: number;
-  /** Name of an export run once in each child (replacements too) before its first task. */
-  initializer?: InitializerName<M>;
+  /** An export run once in each child (replacements too) before its first task: its name, or the exported function itself. */
+  initializer?: InitializerName<M> | InitializerFunction<M>;
   /**
    * Arguments of the initializer.
    * @default []
    */
   initArgs?: readonly unknown[];
+  /**
+   * An export run once in each child that leaves gracefully (`close()` then
+   * `join()`, `maxTasksPerChild`, an idle child leaving), never in one that is
+   * killed: its name, or the exported function itself. Bounded by `finalTimeout`;
+   * its failure is written to stderr and counted in `stats.finalizerFailures`.
+   */
+  finalizer?: InitializerName<M> | InitializerFunction<M>;
+  /**
+   * Arguments of the finalizer.
+   * @default []
+   */
+  finalArgs?: readonly unknown[];
+  /**
+   * Milliseconds the finalizer may take; then the child leaves anyway.
+   * @default 5000
+   */
+  finalTimeout?: number;
+  /**
+   * Milliseconds a running item has, once its AbortSignal (procpool/task's
+   * `abortSignal()`) is aborted — its timeout, its call's signal, terminate() —
+   * to end before its child is killed. An item that ends within it keeps its
+   * child. 0: killed at once. The call itself rejects at once either way.
+   * @default 1000
+   */
+  killGrace?: number;
   /**
    * A child exits after this many items (not chunks) and is replaced.
    * @default Infinity
@@ -93,8 +131,17 @@ export interface PoolOptions<M = UntypedModule> {
 export interface CallOptions {
   /** Stops the call: queued items are dropped, running ones stopped (their child is replaced). */
   signal?: AbortSignal;
-  /** Milliseconds per item while running; past it the child is killed and the item rejects with `TaskTimeoutError`. */
+  /**
+   * Milliseconds per item while running; past it the item rejects with
+   * `TaskTimeoutError`, its AbortSignal aborts and its child is killed unless
+   * the item ends within the pool's `killGrace`.
+   */
   timeout?: number;
+  /**
+   * Receives what the running items `emit()` (procpool/task), each item's
+   * messages in order and before its result. Annotate `value` to type it.
+   */
+  onMessage?(value: unknown, info: MessageInfo): void;
   /**
    * Re-runs an item whose child died up to this many times (idempotent tasks only).
    * @default the pool's `retries`
@@ -135,6 +182,12 @@ export interface ResolvedPoolOptions {
   readonly maxQueue: number;
   readonly initializer: string | undefined;
   readonly initArgs: readonly unknown[];
+  readonly finalizer: string | undefined;
+  readonly finalArgs: readonly unknown[];
+  readonly finalTimeout: number;
+  /** Source texts of an initializer/finalizer given as a function: the child checks the export is that function. */
+  readonly sources: Readonly<{ initializer?: string; finalizer?: string }>;
+  readonly killGrace: number;
   readonly maxTasksPerChild: number;
   readonly maxMemoryPerChild: number;
   readonly retries: number;
@@ -142,28 +195,6 @@ export interface ResolvedPoolOptions {
   readonly env: Readonly<Record<string, string | undefined>> | undefined;
   readonly cwd: string | URL | undefined;
   readonly stdio: 'inherit' | 'pipe';
-}
-
-function show(value: unknown): string {
-  let text: string;
-  if (typeof value === 'string') text = JSON.stringify(value);
-  else if (typeof value === 'function') text = `[Function ${value.name || 'anonymous'}]`;
-  else if (typeof value === 'bigint') text = `${value}n`;
-  else if (typeof value === 'symbol' || value === undefined || (typeof value === 'number' && !Number.isFinite(value))) text = String(value);
-  else {
-    try {
-      text = JSON.stringify(value) ?? String(value);
-    } catch {
-      text = Object.prototype.toString.call(value);
-    }
-  }
-  const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
-  return `\`${text.length > 60 ? `${text.slice(0, 57)}...` : text}\` (${type})`;
-}
-
-/** The one message shape of every validation error. */
-function expected(name: string, what: string, value: unknown): string {
-  return `Expected \`${name}\` to be ${what}, got ${show(value)}`;
 }
 
 /** An integer from `min` up, or Infinity when `infinite` allows it. */
@@ -175,8 +206,6 @@ export function checkCount(name: string, value: unknown, min: number, infinite =
   return value;
 }
 
-/** Longest delay a Node timer takes (2^31 - 1 ms); a longer one fires at once. */
-export const maxTimerMs = 2_147_483_647;
 
 export function checkPositive(name: string, value: unknown): number {
   const what = `a positive number of milliseconds up to ${maxTimerMs}`;
@@ -203,7 +232,7 @@ function checkObject(name: string, value: unknown): void {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TypeError(expected(name, 'an object', value));
 }
 
-const poolKeys = new Set(['processes', 'minProcesses', 'maxProcesses', 'idleTimeout', 'maxQueue', 'initializer', 'initArgs', 'maxTasksPerChild', 'maxMemoryPerChild', 'retries', 'nodeOptions', 'env', 'cwd', 'stdio']);
+const poolKeys = new Set(['processes', 'minProcesses', 'maxProcesses', 'idleTimeout', 'maxQueue', 'initializer', 'initArgs', 'finalizer', 'finalArgs', 'finalTimeout', 'killGrace', 'maxTasksPerChild', 'maxMemoryPerChild', 'retries', 'nodeOptions', 'env', 'cwd', 'stdio']);
 
 /** Validates pool options into a fresh frozen object; never writes into the caller's. */
 export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
@@ -213,12 +242,12 @@ export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
   for (const key of Object.keys(given)) {
     if (!poolKeys.has(key)) throw new TypeError(`Unknown option \`${key}\`; known options: ${[...poolKeys].join(', ')}`);
   }
-  const { initializer, initArgs = [], nodeOptions = inheritedFlags(process.execArgv), env, cwd, stdio = 'inherit' } = given;
-  if (initializer !== undefined && typeof initializer !== 'string') throw new TypeError(expected('initializer', 'the name of an exported function', initializer));
-  if (initializer === '') throw new RangeError(expected('initializer', 'the name of an exported function', initializer));
-  if (!Array.isArray(initArgs)) throw new TypeError(expected('initArgs', 'an array', initArgs));
-  const unsendable = checkSendable(initArgs, 'initArgs');
-  if (unsendable !== undefined) throw new TypeError(`Expected \`initArgs\` to be values that can be sent to a child, but ${unsendable.path} is ${unsendable.detail}`);
+  const { initArgs = [], finalArgs = [], nodeOptions = inheritedFlags(process.execArgv), env, cwd, stdio = 'inherit' } = given;
+  const sources: { initializer?: string; finalizer?: string } = {};
+  const initializer = exportName('initializer', given.initializer, sources);
+  const finalizer = exportName('finalizer', given.finalizer, sources);
+  checkArgs('initArgs', initArgs);
+  checkArgs('finalArgs', finalArgs);
   if (!Array.isArray(nodeOptions) || nodeOptions.some((flag) => typeof flag !== 'string')) {
     throw new TypeError(expected('nodeOptions', 'an array of strings', nodeOptions));
   }
@@ -241,6 +270,11 @@ export function resolvePoolOptions(options: unknown): ResolvedPoolOptions {
     maxQueue: checkCount('maxQueue', given.maxQueue ?? Number.POSITIVE_INFINITY, 0, true),
     initializer,
     initArgs: Object.freeze([...(initArgs as unknown[])]),
+    finalizer,
+    finalArgs: Object.freeze([...(finalArgs as unknown[])]),
+    finalTimeout: given.finalTimeout === undefined ? 5000 : checkPositive('finalTimeout', given.finalTimeout),
+    sources: Object.freeze(sources),
+    killGrace: given.killGrace === undefined ? 1000 : checkGrace(given.killGrace),
     maxTasksPerChild: checkCount('maxTasksPerChild', given.maxTasksPerChild ?? Number.POSITIVE_INFINITY, 1, true),
     maxMemoryPerChild: checkMemory('maxMemoryPerChild', given.maxMemoryPerChild ?? Number.POSITIVE_INFINITY),
     retries: checkCount('retries', given.retries ?? 0, 0),
@@ -278,6 +312,7 @@ export interface ResolvedCallOptions {
   readonly callback: ((value: never) => void) | undefined;
   readonly errorCallback: ((error: unknown) => void) | undefined;
   readonly onProgress: ((progress: Progress) => void) | undefined;
+  readonly onMessage: ((value: unknown, info: MessageInfo) => void) | undefined;
 }
 
 /** Which per-call options a method takes. */
@@ -291,12 +326,14 @@ export function resolveCallOptions(options: unknown, poolRetries: number, shape:
   if (options === undefined) options = {};
   checkObject('options', options);
   const given = options as ChunkOptions & AsyncCallbacks<never>;
-  const known = ['signal', 'timeout', 'retries', 'priority', ...(shape.chunked ? ['chunksize', 'onProgress'] : []), ...(shape.async ? ['callback', 'errorCallback'] : [])];
+  const known = ['signal', 'timeout', 'retries', 'priority', 'onMessage', ...(shape.chunked ? ['chunksize', 'onProgress'] : []), ...(shape.async ? ['callback', 'errorCallback'] : [])];
   for (const key of Object.keys(given)) {
     if (!known.includes(key)) throw new TypeError(`Unknown call option \`${key}\`; this method takes: ${known.join(', ')}`);
   }
   const { signal, callback, errorCallback, onProgress } = given;
+  const onMessage = given.onMessage as ((value: unknown, info: MessageInfo) => void) | undefined;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new TypeError(expected('onProgress', 'a function', onProgress));
+  if (onMessage !== undefined && typeof onMessage !== 'function') throw new TypeError(expected('onMessage', 'a function', onMessage));
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError(expected('signal', 'an AbortSignal', signal));
   if (callback !== undefined && typeof callback !== 'function') throw new TypeError(expected('callback', 'a function', callback));
   if (errorCallback !== undefined && typeof errorCallback !== 'function') {
@@ -311,6 +348,7 @@ export function resolveCallOptions(options: unknown, poolRetries: number, shape:
     callback,
     errorCallback,
     onProgress,
+    onMessage,
   };
 }
 

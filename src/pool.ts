@@ -17,6 +17,7 @@
 import type { Readable } from 'node:stream';
 import { AsyncResult } from './async-result.js';
 import { BatchCall, type CallContext } from './engine/batch-call.js';
+import { Signals } from './engine/signals.js';
 import { ImapCall, type Settled } from './engine/imap-call.js';
 import { Registry } from './engine/registry.js';
 import { Room, type Reservation } from './engine/room.js';
@@ -41,6 +42,8 @@ import {
 } from './options.js';
 import { Counters, type PoolStats } from './stats.js';
 import { TaskResolver, moduleUrl } from './task-ref.js';
+import { refuseSelfPool } from './one-file.js';
+import { resolveCloseOptions, type CloseOptions } from './close-options.js';
 import type { MaybeAsyncIterable, TaskArgs, TaskItem, TaskRef, TaskResult, UntypedModule } from './types.js';
 
 /** `args` may be left out only when the task takes no required arguments. */
@@ -69,6 +72,8 @@ export class Pool<M = UntypedModule> {
   constructor(module: string | URL, options: PoolOptions<M> | undefined, spawn: SpawnPort | { backend: BackendFactory });
   constructor(module: string | URL, options?: PoolOptions<M>, spawn?: SpawnPort | { backend: BackendFactory }) {
     const url = moduleUrl(module);
+    // A child loading `url` that makes a pool of it: a one-file program without a main guard.
+    refuseSelfPool(url);
     const resolved = resolvePoolOptions(options);
     const loader = typeScriptFlags(url, resolved.nodeOptions);
     this.#options = loader.length === 0 ? resolved : Object.freeze({ ...resolved, nodeOptions: Object.freeze([...loader, ...resolved.nodeOptions]) });
@@ -89,6 +94,7 @@ export class Pool<M = UntypedModule> {
       scheduler: this.#scheduler,
       registry: this.#registry,
       counters: this.#counters,
+      signals: new Signals(),
       // The most children now: a shared pool may have grown.
       get processes() {
         return backend.max;
@@ -139,7 +145,8 @@ export class Pool<M = UntypedModule> {
       completed: this.#counters.completed,
       failed: this.#counters.failed,
       restarts: this.#backend.restarts,
-      children: children.map(({ pid, items, restarts, rss }) => ({ pid, items, restarts, rss })),
+      finalizerFailures: this.#backend.finalizerFailures ?? 0,
+      children: children.map(({ workerId = 0, pid, items, restarts, rss }) => ({ workerId, pid, items, restarts, rss })),
       queueWait: this.#counters.queueWait.percentiles(),
       runTime: this.#counters.runTime.percentiles(),
     });
@@ -236,12 +243,25 @@ export class Pool<M = UntypedModule> {
     this.#backend.growTo(max);
   }
 
-  /** No new work; queued work still runs, then the children leave. */
-  close(): void {
+  /**
+   * No new work; queued work still runs, then the children leave.
+   * `cancel`: items not yet started reject with PoolClosedError instead (a
+   * call with any such item rejects); running ones finish. `timeout` (ms):
+   * what still runs then is terminated.
+   */
+  close(options?: CloseOptions): void {
+    const { cancel, timeout } = resolveCloseOptions(options);
     if (this.#state !== 'running') return;
     this.#state = 'closed';
     this.#registry.closeAll();
-    this.#finished = this.#registry.whenIdle().then(() => this.#backend.stop());
+    if (cancel) this.#registry.cancelAll(new PoolClosedError('The pool was closed with { cancel: true } before this work started'));
+    const finished = this.#registry.whenIdle().then(() => this.#backend.stop());
+    this.#finished = finished;
+    if (timeout !== undefined) {
+      const timer = setTimeout(() => void this.terminate(), timeout);
+      const clear = (): void => clearTimeout(timer);
+      finished.then(clear, clear);
+    }
   }
 
   /** After close()/terminate(): resolves when all work is done and every child has exited. */
@@ -255,6 +275,8 @@ export class Pool<M = UntypedModule> {
   terminate(): Promise<void> {
     if (this.#state === 'terminated') return this.#registry.join(this.#finished!);
     this.#state = 'terminated';
+    // Told first: the running items' signals then say the pool was terminated, not that their calls failed.
+    this.#backend.terminating?.();
     this.#registry.failAll(new PoolClosedError('The pool was terminated before this work finished'));
     this.#scheduler.drain();
     this.#finished = this.#backend.kill();
@@ -282,7 +304,11 @@ export class Pool<M = UntypedModule> {
     if (failure) throw failure;
     if (this.#state !== 'running') throw new PoolClosedError(`The pool is ${this.#state}: no new work is accepted`);
     if (options === undefined) return (this.#defaults ??= resolveCallOptions(undefined, this.#options.retries, shape));
-    return resolveCallOptions(options, this.#options.retries, shape);
+    const resolved = resolveCallOptions(options, this.#options.retries, shape);
+    if (resolved.onMessage !== undefined && this.#backend.messages !== true) {
+      throw new TypeError('This pool does not support `onMessage`: a ClusterPool does not carry procpool/task messages from its workers yet (they would need a channel through Redis)');
+    }
+    return resolved;
   }
 
   #apply(task: unknown, args: unknown, options: unknown, shape: CallShape): Promise<unknown> {

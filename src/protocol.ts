@@ -7,6 +7,7 @@
  *
  *   parent ── run {id} ──────────────► child   (queued in the child, in order)
  *   parent ◄── start {id} ──────────── child   its first item starts now
+ *   parent ◄── ended {id, count} ───── child   (timed chunks) items before count ended
  *   parent ◄── items {id, from, …} ─── child   outcomes so far (every few ms)
  *   parent ◄── done {id, from, …} ──── child   the rest; may announce the next start
  *
@@ -21,6 +22,12 @@ export interface InitMessage {
   module: string;
   initializer: string | undefined;
   initArgs: unknown[];
+  /** Run when the child leaves gracefully (a stop message), within `finalTimeout` ms. */
+  finalizer: string | undefined;
+  finalArgs: unknown[];
+  finalTimeout: number;
+  /** The source text of an initializer/finalizer passed as a function: the export must be that function. */
+  sources: { initializer?: string; finalizer?: string };
   /** maxMemoryPerChild in bytes (Infinity: none): past it after an item, the child ends its chunk there. */
   memoryLimit: number;
 }
@@ -37,8 +44,11 @@ export interface RunMessage {
   stopAtError: boolean;
   /** Report after every item, not every few ms: exact blame after an ambiguous death. */
   exact: boolean;
-  /** Items have a time limit: the parent times each from the latest report, so reports keep their pace. */
+  /** Items have a time limit: the child marks the end of its items (`ended`) before their outcomes cross, and starts the next item once big outcomes are written. */
   timed: boolean;
+  /** The call the chunk belongs to, and the call index of its first item (with `stopAtError`: a failure in this child drops the call's later chunks). */
+  call: number;
+  from: number;
 }
 
 /** Parent → child: skip chunk `id` if it has not started (answered by a `done` with `skipped`). */
@@ -58,7 +68,14 @@ export interface ParentBatch {
   messages: RunMessage[];
 }
 
-export type ParentMessage = InitMessage | RunMessage | SkipMessage | StopMessage | ParentBatch;
+/** Parent → child: abort the running item's signal (procpool/task) and end chunk `id` after it; skip it if queued. */
+export interface AbortMessage {
+  type: 'procpool:abort';
+  id: number;
+  why: 'timeout' | 'signal' | 'failed' | 'terminate';
+}
+
+export type ParentMessage = InitMessage | RunMessage | SkipMessage | StopMessage | ParentBatch | AbortMessage;
 
 /**
  * Exit code of a child whose IPC channel closed without a stop message. The
@@ -118,25 +135,69 @@ export interface DoneMessage extends Omit<ItemsMessage, 'type'> {
   next: number | undefined;
 }
 
+/**
+ * Child → parent, for a timed chunk: items before `count` of chunk `id` have
+ * ended (the next starts once big outcomes are written). Sent just before
+ * the outcomes, so the parent stops the item's timer before they cross.
+ */
+export interface EndedMessage {
+  type: 'procpool:ended';
+  id: number;
+  count: number;
+}
+
 /** Child → parent: an uncaught exception or unhandled rejection; the child exits. */
 export interface FatalMessage {
   type: 'procpool:fatal';
   error: SerializedThrown;
 }
 
+/** Child → parent: a running item's `emit(value)` (procpool/task); `index` in chunk `id`. */
+export interface TaskMessage {
+  type: 'procpool:message';
+  id: number;
+  index: number;
+  value: unknown;
+}
+
+/** Child → parent: item `index` of chunk `id` asked for its AbortSignal: stopping it waits killGrace for it to end. */
+export interface ListeningMessage {
+  type: 'procpool:listening';
+  id: number;
+  index: number;
+}
+
+/** Child → parent: the finalizer failed (threw, or passed its time limit); the child leaves anyway. */
+export interface FinalErrorMessage {
+  type: 'procpool:final-error';
+  error: SerializedThrown;
+}
+
+
 /** Child → parent: the child is letting go of its channel (a task called `process.disconnect()`); sent just before. */
 export interface DisconnectingMessage {
   type: 'procpool:disconnecting';
 }
 
-export type ChildMessage = ReadyMessage | InitErrorMessage | StartMessage | ItemsMessage | DoneMessage | FatalMessage | DisconnectingMessage;
+export type ChildMessage =
+  | TaskMessage
+  | ListeningMessage
+  | FinalErrorMessage
+  | ReadyMessage
+  | InitErrorMessage
+  | StartMessage
+  | EndedMessage
+  | ItemsMessage
+  | DoneMessage
+  | FatalMessage
+  | DisconnectingMessage;
 
 function hasType(value: unknown): value is { type: string } {
   return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
 }
 
-const childTypes = new Set(['procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:items', 'procpool:done', 'procpool:fatal', 'procpool:disconnecting']);
-const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:skip', 'procpool:stop', 'procpool:batch']);
+const childTypes = new Set(['procpool:message', 'procpool:listening', 'procpool:final-error', 'procpool:ready', 'procpool:init-error', 'procpool:start', 'procpool:ended', 'procpool:items', 'procpool:done', 'procpool:fatal', 'procpool:disconnecting']);
+const parentTypes = new Set(['procpool:init', 'procpool:run', 'procpool:skip', 'procpool:stop', 'procpool:batch', 'procpool:abort']);
 
 /** Narrows a message received by the parent; anything else is not ours. */
 export function isChildMessage(value: unknown): value is ChildMessage {

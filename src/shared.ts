@@ -17,12 +17,12 @@ const pools = new Map<string, Pool<unknown>>();
 /** What tells two requests for a shared pool apart: every option but the most children. */
 function keyOf(url: string, options: PoolOptions<unknown>): string {
   const { processes: _max, minProcesses: min, ...rest } = resolvePoolOptions(options);
-  const { initArgs, env, cwd, ...plain } = rest;
+  const { initArgs, finalArgs, env, cwd, ...plain } = rest;
   const sortedEnv = env === undefined ? undefined : Object.entries(env).sort(([a], [b]) => (a < b ? -1 : 1));
   // The most children is left out (a larger one grows the pool); whether it is elastic, and its minimum, are not.
   const fields = { ...plain, env: sortedEnv, cwd: cwd instanceof URL ? cwd.href : cwd, size: options.processes === undefined ? `elastic from ${min}` : 'fixed' };
   const sorted = Object.fromEntries(Object.entries(fields).sort(([a], [b]) => (a < b ? -1 : 1)));
-  return `${url}\0${JSON.stringify(sorted)}\0${serialize(initArgs).toString('base64')}`;
+  return `${url}\0${JSON.stringify(sorted)}\0${serialize([initArgs, finalArgs]).toString('base64')}`;
 }
 
 /**

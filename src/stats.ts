@@ -21,6 +21,12 @@ export interface ChildStats {
   readonly rss: number;
 }
 
+/** One child in `stats.children`. */
+export interface ChildSnapshot extends ChildStats {
+  /** procpool/task's `workerId` of the child (0 for a cluster's workers). */
+  readonly workerId: number;
+}
+
 /** A snapshot of the pool's state and counters. */
 export interface PoolStats {
   /** Children at most: a fixed pool's size, or `maxProcesses`. */
@@ -39,8 +45,10 @@ export interface PoolStats {
   readonly failed: number;
   /** Children replaced for any reason (death, recycling). */
   readonly restarts: number;
+  /** Finalizers that failed (threw, or passed `finalTimeout`). */
+  readonly finalizerFailures: number;
   /** Live children, by slot. */
-  readonly children: readonly ChildStats[];
+  readonly children: readonly ChildSnapshot[];
   /** Time a chunk waited for a child, over the last 1,024 chunks. */
   readonly queueWait: Percentiles;
   /** Time a chunk ran in its child, per item, over the last 1,024 chunks. */

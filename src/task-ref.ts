@@ -6,6 +6,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PoolError } from './errors.js';
+import { isMainModule, writtenIn } from './one-file.js';
 
 /** The `file:` URL of a task module given as a path, a `file:` URL string or a URL. */
 export function moduleUrl(module: unknown): string {
@@ -88,10 +89,26 @@ export class TaskResolver {
     if (typeof task !== 'function') {
       throw new TypeError(`Expected \`task\` to be an export name or an exported function, got \`${String(task)}\` (${task === null ? 'null' : typeof task})`);
     }
+    // The main module (a one-file program) is not imported again: that import
+    // would wait on its own top-level await. Its function is matched by name and source text.
+    if (isMainModule(this.#url)) {
+      const exports = await this.#exports();
+      if (task.name !== '' && exports.includes(task.name) && writtenIn(task as (...args: never[]) => unknown, this.#url)) return task.name;
+      if (task.name !== '' && exports.includes(task.name)) {
+        throw new PoolError(
+          `Function ${task.name} is passed from the main module ${this.#url}, which is not imported again to check it, ` +
+            `and its source text is not in that file as written (a TypeScript main module is compiled on the way). ` +
+            `Pass the task by its export name instead: "${task.name}"`,
+          'PROCPOOL_UNKNOWN_TASK',
+        );
+      }
+      throw unknownTask(`Function ${task.name || '(anonymous)'}`, this.#url, exports);
+    }
     this.#names ??= this.#importNames();
     const name = (await this.#names).get(task);
     if (name !== undefined) return name;
     const exports = await this.#exports();
+    // Identity only: a copy of the export (a test runner's own loader) could be another module's function of the same name and text.
     if (task.name !== '' && exports.includes(task.name)) throw copyOfExport(task.name, this.#url);
     throw unknownTask(`Function ${task.name || '(anonymous)'}`, this.#url, exports);
   }

@@ -124,6 +124,14 @@ describe('procpool map / starmap', () => {
     expect(jsonLines(errors)).toHaveLength(3);
   }, timeout);
 
+  it('--unordered writes in completion order, not input order: item 0 ends only after item 2 has', async () => {
+    writeInput([0, 1, 2].map((index) => ({ dir, index, after: 2 })));
+    const { code } = await procpool(['map', tasks, 'waitsForLater', '-i', input, '-o', output, '--unordered', '-j', '2', '--chunksize', '1']);
+    expect(code).toBe(0);
+    // Not sorted: the order written is the order of completion.
+    expect(jsonLines(output)).toEqual([1, 2, 0].map((index) => ({ index, result: index })));
+  }, timeout);
+
   it('a malformed line is reported with its line number and counts as a failed item', async () => {
     writeFileSync(input, '1\nnot json\n\n4\n');
     const { code, stderr } = await procpool(['map', tasks, 'square', '-i', input, '-o', output, '-e', errors]);

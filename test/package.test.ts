@@ -44,7 +44,7 @@ function writeExample(section: string, folder: string): string {
 
 describe('the packed tarball', () => {
   it('holds the entry points, the types, the license and the notes, and no sources, tests or maps', () => {
-    for (const file of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'dist/worker/entry.js', 'dist/THIRD-PARTY-NOTICES.md']) {
+    for (const file of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/task.js', 'dist/src/task.d.ts', 'dist/src/cli/main.js', 'dist/worker/entry.js', 'dist/THIRD-PARTY-NOTICES.md']) {
       expect(packed.files, file).toContain(file);
     }
     expect(packed.files.filter((file) => /\.map$|^(src|test|bench|examples|worker)\/|\.test\./.test(file))).toEqual([]);
@@ -81,6 +81,18 @@ describe('the README, run as written in a fresh project', () => {
   it('quick start, JavaScript (ES modules): node main.mjs', () => {
     const dir = writeExample('JavaScript (ES modules)', 'esm');
     expect(run(process.execPath, ['main.mjs'], dir)).toBe(quickStartOutput());
+  });
+
+  it('Inside a task (procpool/task, finalizer): node main.mjs', () => {
+    const dir = writeExample('Inside a task', 'inside-a-task');
+    const [output] = sectionBlocks(blocks, 'Inside a task', 'text');
+    expect(run(process.execPath, ['main.mjs'], dir)).toBe(output);
+  });
+
+  it('A one-file program: node one-file.mjs', () => {
+    const dir = writeExample('A one-file program', 'one-file');
+    const [output] = sectionBlocks(blocks, 'A one-file program', 'text');
+    expect(run(process.execPath, ['one-file.mjs'], dir)).toBe(output);
   });
 
   it('quick start, CommonJS: node main.cjs (require of the ES module package)', () => {
@@ -187,7 +199,7 @@ describe('the README, run as written in a fresh project', () => {
   );
 
   it('every code block is run above, or is one the test names with the reason it is not', () => {
-    const run = new Set(['JavaScript (ES modules)', 'CommonJS', 'TypeScript', 'Inside a server', 'Batch scripts', 'Across machines']);
+    const run = new Set(['JavaScript (ES modules)', 'CommonJS', 'TypeScript', 'Inside a task', 'A one-file program', 'Inside a server', 'Batch scripts', 'Across machines']);
     // Not examples of the package: what CI's own steps run, and screens that only show what a terminal looks like.
     const notRun: Array<[section: string, starts: string, why: string]> = [
       ['Install', 'npm install procpool', 'what the test itself does, from the tarball'],

@@ -1,6 +1,7 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import { AsyncResult, Pool, sharedPool, type PoolOptions, type PoolStats, type WorkerExitError } from 'procpool';
-import { add, greet, label, norm, type Point } from './fixtures/api-typed-tasks.js';
+import { abortSignal, emit, workerId } from 'procpool/task';
+import { add, greet, label, norm, ping, type Point } from './fixtures/api-typed-tasks.js';
 
 type Tasks = typeof import('./fixtures/api-typed-tasks.js');
 const url = new URL('./fixtures/api-typed-tasks.ts', import.meta.url);
@@ -168,5 +169,46 @@ describe('first hour: map of several arguments, typed initializer', () => {
     expectTypeOf(new Pool(url, someOptions)).toEqualTypeOf<Pool>();
     expectTypeOf(Pool.create(url, { ...someOptions, initializer: 'other' })).toEqualTypeOf<Promise<Pool>>();
     expectTypeOf(sharedPool(url, someOptions)).toEqualTypeOf<Pool>();
+  });
+});
+
+describe('procpool/task and the options around it', () => {
+  it('abortSignal() is an AbortSignal, workerId a number, emit takes what it is typed with', () => {
+    expectTypeOf(abortSignal()).toEqualTypeOf<AbortSignal>();
+    expectTypeOf(workerId).toEqualTypeOf<number>();
+    expectTypeOf(emit<{ done: number }>).parameter(0).toEqualTypeOf<{ done: number }>();
+    // @ts-expect-error a message typed { done: number } cannot be a string
+    emit<{ done: number }>('half');
+  });
+
+  it('onMessage: every call takes it; its value is unknown unless annotated, and its info is typed', () => {
+    void pool.apply('add', [1, 2], {
+      onMessage: (value, info) => {
+        expectTypeOf(value).toEqualTypeOf<unknown>();
+        expectTypeOf(info.index).toEqualTypeOf<number>();
+        expectTypeOf(info.workerId).toEqualTypeOf<number>();
+      },
+    });
+    void pool.map('norm', [{ x: 1, y: 2 }], { onMessage: (value: { done: number }) => expectTypeOf(value.done).toEqualTypeOf<number>() });
+    void pool.imap('greet', ['a'], { onMessage: (value: string) => void value });
+    void pool.starmapAsync('add', [[1, 2]], { onMessage: (value: number) => void value });
+    // @ts-expect-error onMessage is a function
+    void pool.apply('add', [1, 2], { onMessage: 'log' });
+  });
+
+  it('initializer and finalizer take an export name or the exported function; killGrace and finalTimeout are numbers', () => {
+    expectTypeOf(new Pool<Tasks>(url, { initializer: ping, finalizer: 'ping', finalArgs: [], finalTimeout: 100, killGrace: 0 })).toEqualTypeOf<Pool<Tasks>>();
+    // @ts-expect-error not an export
+    void new Pool<Tasks>(url, { finalizer: 'nope' });
+    // @ts-expect-error killGrace is milliseconds
+    void new Pool<Tasks>(url, { killGrace: '1s' });
+  });
+
+  it('close() takes { cancel, timeout }; stats carry workerId and finalizerFailures', () => {
+    pool.close({ cancel: true, timeout: 1000 });
+    // @ts-expect-error cancel is a boolean
+    pool.close({ cancel: 'yes' });
+    expectTypeOf<PoolStats['children'][number]['workerId']>().toEqualTypeOf<number>();
+    expectTypeOf<PoolStats['finalizerFailures']>().toEqualTypeOf<number>();
   });
 });

@@ -12,14 +12,16 @@ import type { Writable } from 'node:stream';
 import { DISCONNECTED_EXIT_CODE, isParentMessage, type ChildMessage, type InitMessage, type ItemsMessage, type RunMessage, type WireFailure } from '../src/protocol.js';
 import { findUnsendable } from '../src/transfer.js';
 import { boot } from './boot.js';
+import { droppedByFailure, noteFailure } from './call-stops.js';
 import { locateSyntaxError } from './syntax-error.js';
+import { chunkStopped, enterItem, installTaskContext, leaveItem, stopChunk } from './task-context.js';
+import { finalize, type Final } from './final.js';
+import { collectTasks, exported, type TaskFn } from './exports.js';
 
 // Loaded when first needed, off every child's start-up path.
 type ErrorCodec = typeof import('../src/error-codec.js');
 let codec: ErrorCodec | undefined;
 const codecLoading = (): Promise<ErrorCodec> => import('../src/error-codec.js').then((loaded) => (codec = loaded));
-
-type TaskFn = (...args: unknown[]) => unknown;
 
 /** Outcomes are reported at least this often while a chunk runs (and always when it ends). */
 const reportEveryMs = 4;
@@ -42,12 +44,17 @@ const skipped = new Set<number>();
 let running = false;
 let dying = false;
 let stopping = false;
+/** The chunk running now (between its start and its done). */
+let runningId: number | undefined;
+/** The finalizer, once the module has loaded. */
+let final: Final | undefined;
 /** A chunk's outcomes not yet reported. */
 let report: ItemsMessage | undefined;
 
 function post(message: ChildMessage): void {
   send!(message);
 }
+const context = installTaskContext(post);
 
 let rss = 0;
 let rssAt = Number.NEGATIVE_INFINITY;
@@ -68,17 +75,37 @@ function residentMemory(): number {
   return rss;
 }
 
-/** Sends the outcomes not yet reported; a value that cannot be cloned becomes that item's failure. */
-function flush(): void {
+/**
+ * Sends the outcomes not yet reported; a value that cannot be cloned becomes
+ * that item's failure. `timed`: see postOutcomes.
+ */
+function flush(timed = false): Promise<void> | undefined {
   const message = report;
-  if (message === undefined || message.values.length === 0) return;
+  if (message === undefined || message.values.length === 0) return undefined;
   report = { type: 'procpool:items', id: message.id, from: message.from + message.values.length, values: [], failures: [] };
-  postOutcomes(message);
+  return postOutcomes(message, timed);
 }
 
-function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'procpool:done' }>): void {
+/**
+ * Sends outcomes. For a timed chunk (the parent times each item) the end of
+ * its items is marked first, with a tiny message that the parent reads
+ * before the outcomes cross: their transfer is never charged to an item.
+ * When the channel could not take them at once (a big result), the
+ * returned promise resolves once they are written: the next item starts
+ * only then, so it is not charged for the transfer either.
+ */
+function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'procpool:done' }>, timed = false): Promise<void> | undefined {
+  if (timed) post({ type: 'procpool:ended', id: message.id, count: message.from + message.values.length });
+  let written: Promise<void> | undefined;
+  const sendOnce = (): void => {
+    if (!timed) return post(message);
+    let resolve!: () => void;
+    const pending = new Promise<void>((settle) => (resolve = settle));
+    // A message the channel took at once (its backlog is small) is not waited for.
+    if (!send!(message, undefined, undefined, () => resolve())) written = pending;
+  };
   try {
-    post(message);
+    sendOnce();
   } catch {
     // Something the walk let through cannot be cloned after all: find it with the clone itself.
     for (let i = 0; i < message.values.length; i++) {
@@ -89,8 +116,9 @@ function postOutcomes(message: ItemsMessage | Extract<ChildMessage, { type: 'pro
         message.failures.push([i, { unsendable: { path: 'result', detail: `not cloneable (${error instanceof Error ? error.message : String(error)})` } }]);
       }
     }
-    post(message);
+    sendOnce();
   }
+  return written;
 }
 
 async function thrown(error: unknown): Promise<WireFailure> {
@@ -113,33 +141,21 @@ async function die(type: 'procpool:init-error' | 'procpool:fatal', error: unknow
   }
 }
 
-function collectTasks(mod: Record<string, unknown>): Map<string, TaskFn> {
-  const found = new Map<string, TaskFn>();
-  // A CommonJS module arrives as `default`; its properties are its exports.
-  const commonjs = mod.default;
-  if (typeof commonjs === 'object' && commonjs !== null) {
-    for (const [name, value] of Object.entries(commonjs)) if (typeof value === 'function') found.set(name, value as TaskFn);
-  }
-  for (const [name, value] of Object.entries(mod)) if (typeof value === 'function') found.set(name, value as TaskFn);
-  return found;
-}
-
 async function init(message: InitMessage): Promise<void> {
   try {
     const loading = (message.module === preloaded?.url ? preloaded.loading : import(message.module)).catch((error: unknown) => {
       throw locateSyntaxError(error, message.module);
     });
-    const loaded = collectTasks((await loading) as Record<string, unknown>);
+    if (message.module !== preloaded?.url) context.loading = message.module;
+    const loaded = collectTasks((await loading.finally(() => (context.loading = undefined))) as Record<string, unknown>);
     memoryLimit = message.memoryLimit;
     moduleUrl = message.module;
+    const finalizer = message.finalizer === undefined ? undefined : exported(loaded, 'Finalizer', message.finalizer, message.sources.finalizer, message.module);
     if (message.initializer !== undefined) {
-      const initializer = loaded.get(message.initializer);
-      if (initializer === undefined) {
-        const names = [...loaded.keys()].join(', ') || 'none';
-        throw new Error(`Initializer "${message.initializer}" is not an exported function of ${message.module} (exports: ${names})`);
-      }
+      const initializer = exported(loaded, 'Initializer', message.initializer, message.sources.initializer, message.module);
       await initializer(...message.initArgs);
     }
+    if (finalizer !== undefined) final = { fn: finalizer, args: message.finalArgs, timeout: message.finalTimeout, name: message.finalizer! };
     tasks = loaded;
     post({ type: 'procpool:ready', tasks: [...loaded.keys()] });
     void runQueue();
@@ -184,18 +200,23 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
   let checkedIndex = 0;
   report = { type: 'procpool:items', id, from: 0, values: [], failures: [] };
   for (let index = 0; index < args.length; index++) {
+    // Asked to stop (procpool/task's abortSignal): the items after the running one do not start.
+    if (chunkStopped(id)) break;
     let failure: WireFailure | undefined;
     let value: unknown;
     if (fn === undefined) failure = { unknownTask: { task: message.task, module: moduleUrl, exports: [...tasks!.keys()] } };
     else {
+      enterItem(id, index);
       try {
         value = spread ? fn(...(args[index] as unknown[])) : fn(args[index]);
         if (isThenable(value)) value = await value;
       } catch (error) {
         failure = await thrown(error);
       }
+      leaveItem();
     }
     record(value, failure);
+    if (failure !== undefined) noteFailure(message, index);
     if (index === args.length - 1) break;
     if (failure !== undefined && stopAtError) break;
     // Past maxMemoryPerChild: stop here; the parent sends the rest elsewhere and replaces this child.
@@ -203,12 +224,13 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
       overLimit = true;
       break;
     }
-    if (exact) flush();
+    if (exact) await flush(timed);
     else if (timed || index + 1 >= nextCheck) {
       const now = performance.now();
       if (now - reportedAt >= reportEveryMs) {
-        flush();
-        reportedAt = now;
+        if (timed) await flush(true);
+        else flush();
+        reportedAt = performance.now();
       }
       if (!timed) {
         const perItem = (now - checkedAt) / (index + 1 - checkedIndex);
@@ -230,8 +252,9 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
   }
   const head = queue[0];
   // Whatever comes next starts as soon as this message is out: one message instead of two.
-  const next = head === undefined || skipped.has(head.id) || overLimit ? undefined : head.id;
-  postOutcomes({ ...rest, type: 'procpool:done', skipped: false, ms: performance.now() - started, rss, next });
+  const next = head === undefined || skipped.has(head.id) || overLimit || droppedByFailure(head) ? undefined : head.id;
+  const written = postOutcomes({ ...rest, type: 'procpool:done', skipped: false, ms: performance.now() - started, rss, next }, timed);
+  if (written !== undefined) await written;
   return next;
 }
 
@@ -248,7 +271,7 @@ async function runQueue(): Promise<void> {
   let announced: number | undefined;
   try {
     for (let message = queue.shift(); message !== undefined; message = queue.shift()) {
-      const skip = skipped.delete(message.id) || overLimit;
+      const skip = skipped.delete(message.id) || overLimit || droppedByFailure(message);
       if (message.id !== announced) {
         if (skip) {
           post({ type: 'procpool:done', id: message.id, from: 0, values: [], failures: [], skipped: true, ms: 0, rss: 0, next: undefined });
@@ -256,7 +279,9 @@ async function runQueue(): Promise<void> {
         }
         post({ type: 'procpool:start', id: message.id });
       }
+      runningId = message.id;
       announced = await runChunk(message);
+      runningId = undefined;
     }
   } finally {
     running = false;
@@ -274,6 +299,17 @@ function drained(stream: Writable): Promise<void> {
 /** Leaves once stdout and stderr are flushed: a slow reader still gets all of the output. */
 async function leave(): Promise<void> {
   stopping = true;
+  if (final !== undefined) {
+    const failure = await finalize(final);
+    if (failure !== undefined) {
+      process.stderr.write(`procpool: the finalizer ${final.name} failed in child ${process.pid}: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}\n`);
+      try {
+        post({ type: 'procpool:final-error', error: (codec ?? (await codecLoading())).serializeThrown(failure) });
+      } catch {
+        // The parent is gone: nothing to tell.
+      }
+    }
+  }
   await Promise.all([drained(process.stdout), drained(process.stderr)]);
   process.exit(0);
 }
@@ -293,6 +329,10 @@ process.on('message', (message: unknown) => {
       return;
     case 'procpool:stop':
       return void leave();
+    case 'procpool:abort':
+      if (message.id === runningId) stopChunk(message.id, message.why);
+      else if (queue.some((queued) => queued.id === message.id)) skipped.add(message.id);
+      return;
     case 'procpool:init':
       return void init(message);
   }
@@ -328,4 +368,10 @@ function fatal(error: unknown): void {
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);
 
+context.loading = process.argv[2];
 const preloaded = boot(process.argv);
+// Loaded (or failed): a pool of this module made from now on is no self-reproducing top level.
+void preloaded?.loading.then(
+  () => (context.loading = undefined),
+  () => (context.loading = undefined),
+);

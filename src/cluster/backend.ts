@@ -10,6 +10,12 @@
  * caller's heartbeat, reads the workers, and ends or re-adds the jobs in
  * flight that the queue failed or lost; Redis or the workers away longer
  * than their timeouts end them with ClusterUnavailableError.
+ *
+ * Job ids are this caller's (caller-jobs.ts), registered before the add: a
+ * result is taken only by the attempt whose job it was made for, whatever
+ * Redis forgets. Three connections, so that nothing small waits
+ * behind a payload: control (heartbeat, watch, stop marks), jobs (adds,
+ * bounded by their size) and results (blocking reads).
  */
 import { randomUUID } from 'node:crypto';
 import type { Attempt, AttemptEnd, ChunkJob, PoolBackend } from '../engine/backend.js';
@@ -21,7 +27,9 @@ import { decodeValue, encodeValue, localReport, revivePoolError, type ChunkResul
 import { ClusterUnavailableError, JobRefusedError } from './errors.js';
 import { QueueKeys, type ModuleIdentity } from './identity.js';
 import { openQueue, type JobQueue } from './queue.js';
-import { closeRedis, connectRedis, type Redis } from './redis.js';
+import { AwakeClock } from './awake.js';
+import { CallerJobs } from './caller-jobs.js';
+import { closeRedis, commandBoundMs, connectRedis, reconnectRedis, type Redis } from './redis.js';
 import { lostWith, notStarted, RemoteAttempt, type AttemptOwner } from './remote-attempt.js';
 import { ResultReader } from './results.js';
 import { ClusterWatch, type Watched } from './watch.js';
@@ -38,8 +46,6 @@ export interface ClusterSettings {
 
 /** How long a stopped job's mark stays for a worker to see (ms). */
 const cancelTtlMs = 60_000;
-/** A command Redis leaves unanswered this long rejects (ms): a silent host never hangs a call. */
-const commandTimeoutMs = 5000;
 
 type State = 'running' | 'stopped';
 
@@ -47,14 +53,16 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
   readonly #settings: ClusterSettings;
   readonly #keys: QueueKeys;
   readonly #caller = randomUUID();
+  readonly #clock = new AwakeClock();
   readonly #redis: Redis;
+  readonly #jobs: Redis;
   readonly #blocking: Redis;
   readonly #queue: JobQueue;
   readonly #reader: ResultReader;
   readonly #watch: ClusterWatch;
   readonly #listeners: Array<() => void> = [];
   readonly #attempts = new Set<RemoteAttempt>();
-  readonly #byJob = new Map<string, RemoteAttempt>();
+  readonly #jobIds: CallerJobs;
   #state: State = 'running';
   #waiting = 0;
   #reruns = 0;
@@ -66,11 +74,13 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
   constructor(settings: ClusterSettings) {
     this.#settings = settings;
     this.#keys = new QueueKeys(settings.identity);
-    this.#redis = connectRedis(settings.redis, 'procpool-caller', commandTimeoutMs);
-    this.#blocking = connectRedis(settings.redis, 'procpool-caller-results', commandTimeoutMs);
-    this.#queue = openQueue(this.#redis, settings.identity.queue);
-    this.#reader = new ResultReader(this.#blocking, this.#keys.results(this.#caller), (result) => this.#onResult(result));
-    this.#watch = new ClusterWatch(this.#redis, this.#queue, this.#keys, this.#caller, { ...settings, queue: settings.identity.queue, module: settings.identity.hash }, this);
+    this.#redis = connectRedis(settings.redis, 'procpool-caller');
+    this.#jobs = connectRedis(settings.redis, 'procpool-caller-jobs');
+    this.#blocking = connectRedis(settings.redis, 'procpool-caller-results', { atMostOnce: true });
+    this.#queue = openQueue(this.#jobs, this.#redis, settings.identity.queue);
+    this.#jobIds = new CallerJobs(this.#caller, this.#queue, this.#jobs, this.#clock);
+    this.#reader = new ResultReader(this.#blocking, this.#keys.results(this.#caller), this.#keys.resultToken(this.#caller), (result) => this.#onResult(result));
+    this.#watch = new ClusterWatch(this.#redis, this.#queue, this.#keys, this.#caller, this.#clock, { ...settings, queue: settings.identity.queue, module: settings.identity.hash }, this);
   }
 
   get #workers(): readonly Announcement[] {
@@ -175,15 +185,12 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
     };
     const attempt = new RemoteAttempt(this, job.exact, args.length, data);
     this.#attempts.add(attempt);
-    void attempt.end.then(() => {
-      this.#attempts.delete(attempt);
-      if (attempt.jobId !== undefined) this.#byJob.delete(attempt.jobId);
-    });
-    this.#queue.add(job.task, data).then(
-      (id) => {
+    void attempt.end.then(() => this.#attempts.delete(attempt));
+    const id = this.#jobIds.register(attempt);
+    this.#jobIds.add(attempt, id).then(
+      () => {
         attempt.queued(id);
         if (attempt.phase === 'ended') return this.#cancel(id, attempt.wish === 'abort');
-        this.#byJob.set(id, attempt);
         if (attempt.wish === 'skip') this.skipAttempt(attempt);
       },
       (error: unknown) => attempt.finish(lostWith(new ClusterUnavailableError({ reason: 'redis', waited: 0, queue: this.#settings.identity.queue }, { cause: error }))),
@@ -214,19 +221,19 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
   }
 
   async resultsPending(): Promise<boolean> {
-    return (await this.#redis.llen(this.#keys.results(this.#caller))) > 0;
+    return (await this.#clock.bound(this.#redis.llen(this.#keys.results(this.#caller)), commandBoundMs, () => new Error('LLEN unanswered'))) > 0;
   }
 
   readd(attempt: RemoteAttempt): void {
-    const lost = attempt.jobId!;
-    this.#queue.add(attempt.data.task, attempt.data).then(
-      (id) => {
-        this.#byJob.delete(lost);
+    // A new id: a late result of the lost one is still this chunk's (it stays registered), and no mark left for it applies.
+    const id = this.#jobIds.register(attempt);
+    attempt.sighting = 'readding';
+    this.#jobIds.add(attempt, id).then(
+      () => {
         attempt.readded(id);
-        if (attempt.phase === 'ended') return this.#cancel(id, attempt.wish === 'abort');
-        this.#byJob.set(id, attempt);
+        if (attempt.phase === 'ended') this.#cancel(id, attempt.wish === 'abort');
       },
-      () => undefined, // Redis away: the next look tries again, or the watch ends it.
+      () => (attempt.sighting = 'missing'), // Redis away: the next look tries again, or the watch ends it.
     );
   }
 
@@ -238,6 +245,11 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
 
   changed(): void {
     for (const listener of this.#listeners) listener();
+  }
+
+  renewConnections(): void {
+    // All three: a host gone without a word leaves each socket waiting for ever (a cut read is read again).
+    for (const connection of [this.#redis, this.#jobs, this.#blocking]) reconnectRedis(connection);
   }
 
   stop(): Promise<void> {
@@ -264,7 +276,7 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
   }
 
   #onResult(result: ChunkResult): void {
-    const attempt = this.#byJob.get(result.job);
+    const attempt = this.#jobIds.attemptOf(result.job);
     if (attempt === undefined) return;
     let remote: RemoteReport;
     try {
@@ -284,9 +296,10 @@ export class ClusterBackend implements PoolBackend, AttemptOwner, Watched {
     // The reader's pending BLPOP ends with its connection (it holds no handle after that).
     this.#reader.stop();
     this.#blocking.disconnect();
-    if (this.#redis.status === 'ready') await within(this.#redis.del(this.#keys.caller(this.#caller), this.#keys.results(this.#caller)), 1000);
+    if (this.#redis.status === 'ready') await within(this.#redis.del(this.#keys.caller(this.#caller), this.#keys.results(this.#caller), this.#keys.resultToken(this.#caller)), 1000);
     await within(this.#queue.close(), 1000);
-    await closeRedis(this.#redis);
+    await Promise.all([closeRedis(this.#redis), closeRedis(this.#jobs)]);
+    this.#clock.stop();
     this.changed();
   }
 }

@@ -82,6 +82,11 @@ export class QueueKeys {
     return `${this.#base}results:${id}`;
   }
 
+  /** A caller's wake-up token: a result waits in its list (TTL, as the list). */
+  resultToken(id: string): string {
+    return `${this.#base}result-token:${id}`;
+  }
+
   /** A job whose caller asked to stop it (TTL). */
   cancelled(jobId: string): string {
     return `${this.#base}cancelled:${jobId}`;

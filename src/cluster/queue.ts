@@ -19,7 +19,10 @@ const failedRetentionS = 300;
 
 /** The caller's side of a queue. */
 export interface JobQueue {
-  /** Adds one chunk; resolves with its job id. Adds made in one turn of the event loop go to Redis together (addBulk). */
+  /**
+   * Adds one chunk; resolves with its job id. Adds made in one turn of the event loop go to Redis together (addBulk).
+   * The caller passes its own `jobId` (never Redis' counter: it starts again when Redis loses its data).
+   */
   add(task: string, data: JobData, options?: AddOptions): Promise<string>;
   /** Where each job is, in one round trip whatever the queue's length (same order as `ids`). */
   inspect(ids: readonly string[]): Promise<JobSighting[]>;
@@ -55,7 +58,8 @@ function sighting([timestamp, finishedOn, failedReason]: Array<string | null>): 
   return failedReason === null ? { state: 'completed' } : { state: 'failed', reason: failedReason || 'unknown reason' };
 }
 
-export function openQueue(connection: Redis, name: string): JobQueue {
+/** `connection` carries the jobs (payloads); `control` the small reads, never waiting behind a payload. */
+export function openQueue(connection: Redis, control: Redis, name: string): JobQueue {
   const queue = new Queue<JobData>(name, {
     connection,
     prefix: keyPrefix,
@@ -88,7 +92,7 @@ export function openQueue(connection: Redis, name: string): JobQueue {
     inspect: async (ids) => {
       if (ids.length === 0) return [];
       // One pipelined HMGET per job: O(jobs asked), where getJobState scans the queue's lists.
-      const pipeline = connection.pipeline();
+      const pipeline = control.pipeline();
       for (const id of ids) pipeline.hmget(queue.toKey(id), 'timestamp', 'finishedOn', 'failedReason');
       const replies = (await pipeline.exec()) ?? [];
       return replies.map(([error, fields]) => {
@@ -107,6 +111,8 @@ export interface TakenJob {
   readonly data: unknown;
   /** Runs, this one included: above 1, it ran before on a worker that was lost (found stalled). */
   readonly runs: number;
+  /** The job's lock key and this run's token in it: while the key holds the token, no other copy runs. */
+  readonly lock: { readonly key: string; readonly token: string };
 }
 
 /** Lock and stalled-check timing: how soon a lost worker's job runs elsewhere. */
@@ -163,7 +169,8 @@ export function takeJobs(connection: Redis, name: string, concurrency: number, t
   const processor = async (job: Job<JobData>, token?: string): Promise<void> => {
     // Taken before (attemptsStarted counts every take): the takes given back unstarted were no runs.
     const returned = job.attemptsStarted > 1 ? Number((await connection.hget(key(job.id!), returnedField)) ?? 0) : 0;
-    const end = await run({ id: job.id!, data: job.data, runs: Math.max(job.attemptsStarted - returned, 1 + (job.stalledCounter ?? 0)) });
+    const lock = { key: `${key(job.id!)}:lock`, token: token ?? '' };
+    const end = await run({ id: job.id!, data: job.data, runs: Math.max(job.attemptsStarted - returned, 1 + (job.stalledCounter ?? 0)), lock });
     if (end === 'done') return;
     // Back to wait while this worker still holds the lock; WaitingError tells BullMQ the job is not finished.
     // Bounded: with Redis away the lock lapses instead, and the job runs again elsewhere all the same.

@@ -47,20 +47,49 @@ const keepAliveMs = 5000;
 
 /**
  * A connection that reconnects for ever, at most a second apart; `name`
- * shows in CLIENT LIST. `commandTimeout` (ms; never on a connection BullMQ
- * blocks on) rejects a command a silent host never answers.
+ * shows in CLIENT LIST. No command timeout: a payload may take long on a
+ * slow link, so each caller bounds its own commands (by size, on the awake
+ * clock). `atMostOnce`: a command is sent once, on a connection that is
+ * up, or rejected — never sent again after a reconnection nor queued for
+ * later (for commands that must not run twice); see `untilClosed`.
  */
-export function connectRedis(url: string, name: string, commandTimeout?: number): Redis {
+export function connectRedis(url: string, name: string, options: { atMostOnce?: boolean } = {}): Redis {
+  const once = options.atMostOnce === true;
   const redis = new ioredis.Redis(url, {
     connectionName: name,
     maxRetriesPerRequest: null,
     keepAlive: keepAliveMs,
-    ...(commandTimeout === undefined ? {} : { commandTimeout }),
+    autoResendUnfulfilledCommands: !once,
+    enableOfflineQueue: !once,
     retryStrategy: (times) => Math.min(50 * times, 1000),
   });
   // Errors surface as the connection's state; an unhandled 'error' would end the process.
   redis.on('error', () => guardStream(redis));
   return redis;
+}
+
+/** Bytes per millisecond a command's payload is allowed at least (~1 MB/s): its bound grows with its size. */
+const slowestBytesPerMs = 1024;
+/** A small command's bound (ms): a silent host never hangs a call. */
+export const commandBoundMs = 5000;
+
+/** How long a command carrying `bytes` may take before it counts as unanswered (ms). */
+export function boundFor(bytes: number): number {
+  return commandBoundMs + Math.ceil(bytes / slowestBytesPerMs);
+}
+
+/**
+ * A command on an `atMostOnce` connection: rejects when the connection
+ * closes before the reply (ioredis would leave it pending for ever).
+ */
+export function untilClosed<T>(redis: Redis, command: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const closed = (): void => reject(new Error('The connection closed before the reply'));
+    redis.once('close', closed);
+    command()
+      .then(resolve, reject)
+      .finally(() => redis.off('close', closed));
+  });
 }
 
 const guarded = new WeakSet<object>();

@@ -21,9 +21,9 @@ export type Wish = 'run' | 'skip' | 'abort';
 /**
  * What the last looks at the queue found of the job: `seen` there, or
  * `missing` once (its result may still be on its way: judged again at the
- * next look, then re-added if still missing).
+ * next look, then re-added if still missing); `readding`: being added again.
  */
-export type Sighting = 'seen' | 'missing';
+export type Sighting = 'seen' | 'missing' | 'readding';
 
 export class RemoteAttempt implements Attempt {
   readonly end: Promise<AttemptEnd>;
@@ -34,8 +34,10 @@ export class RemoteAttempt implements Attempt {
   #resolve!: (end: AttemptEnd) => void;
   /** The job's data (added again if Redis loses the job). */
   readonly data: JobData;
-  /** The job's id, once added. */
+  /** The job's id (the caller's choice), once added; the id of its last re-add after that. */
   jobId: string | undefined;
+  /** Every id this attempt's job was added under: a result made for any of them is this chunk's. */
+  readonly ids: string[] = [];
   wish: Wish = 'run';
   sighting: Sighting = 'seen';
   /** Times the job was added again after Redis lost it. */
@@ -57,6 +59,7 @@ export class RemoteAttempt implements Attempt {
 
   queued(jobId: string): void {
     if (this.#phase !== 'adding') return;
+    this.sighting = 'seen';
     this.#phase = 'queued';
     this.jobId = jobId;
     this.addedAt = performance.now();

@@ -88,6 +88,8 @@ class Worker implements Server {
   readonly #keys: QueueKeys;
   readonly #pool: Pool;
   readonly #redis: Redis;
+  /** Results go out on their own connection: lock renewals (on #redis) never wait behind a payload. */
+  readonly #results: Redis;
   readonly #subscriber: Redis;
   readonly #taker: JobTaker;
   /** Jobs waiting for a child; a one-item job waits as a member another one-item job may take into its chunk. */
@@ -121,6 +123,7 @@ class Worker implements Server {
     this.#log = log;
     this.#forced = deferred();
     this.#redis = connectRedis(redisUrl, 'procpool-worker');
+    this.#results = connectRedis(redisUrl, 'procpool-worker-results');
     const shown = showRedisUrl(redisUrl);
     const started = deferred();
     this.started = started.promise;
@@ -147,7 +150,7 @@ class Worker implements Server {
       down: (problem, wasUp) =>
         log.info(wasUp ? `procpool worker: lost its connection to Redis at ${shown}${problem ? `: ${problem.message}` : ''}; retrying every second` : `procpool worker: cannot reach Redis at ${shown}: ${problem?.message ?? 'no answer'}; retrying every second`),
     });
-    this.#push = new ResultPush(this.#redis, this.#keys);
+    this.#push = new ResultPush(this.#results, this.#keys);
     this.#subscriber = connectRedis(redisUrl, 'procpool-worker-cancel');
     void this.#subscriber.subscribe(this.#keys.cancelChannel).catch(() => undefined);
     this.#subscriber.on('message', (_channel: string, jobId: string) => this.#end(jobId, 'stopped'));
@@ -216,7 +219,7 @@ class Worker implements Server {
       await this.#pool.join();
     }
     // Whatever still waits for Redis ends with the connections.
-    await Promise.all([closeRedis(this.#subscriber), closeRedis(this.#redis)]);
+    await Promise.all([closeRedis(this.#subscriber), closeRedis(this.#results), closeRedis(this.#redis)]);
     await within(closing, 1000);
   }
 
@@ -338,7 +341,8 @@ class Worker implements Server {
       if (job.runs > 1) this.served.reruns++;
       const result: ChunkResult = { job: job.id, runs: job.runs, report: encodeValue(ran.report), ms: ran.ms };
       // Only for a caller still there; the list lives as long as its heartbeat (the caller extends both).
-      await this.#push.push(data.caller, JSON.stringify(result));
+      // A copy whose lock is no longer its own was superseded: the push also stops the other copy.
+      await this.#push.push(data.caller, { jobId: job.id, text: JSON.stringify(result), lock: job.lock });
       return 'done';
     } finally {
       if (slot) this.#slots.free();

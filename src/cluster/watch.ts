@@ -13,13 +13,16 @@
  * Redis is judged from the last refresh that succeeded, not from the
  * connection's state: a host that vanished without closing the socket
  * looks connected for ever. A refresh that stays unanswered forces a
- * reconnection.
+ * reconnection. Every time here is awake time (awake.ts): a caller whose
+ * loop was blocked or that was stopped judges Redis by a fresh try after
+ * the pause, never by the pause itself.
  */
 import { describeVersions, readWorkers, type Announcement } from './announce.js';
+import type { AwakeClock } from './awake.js';
 import { ChunkLostError, ClusterUnavailableError, JobRefusedError } from './errors.js';
 import type { QueueKeys } from './identity.js';
 import type { JobQueue } from './queue.js';
-import { checkServer, reconnectRedis, watchLink, type ConnectionProblem, type Redis } from './redis.js';
+import { checkServer, watchLink, type ConnectionProblem, type Redis } from './redis.js';
 import type { RemoteAttempt } from './remote-attempt.js';
 import { Waiters } from './waiters.js';
 
@@ -37,6 +40,8 @@ export interface Watched {
   drop(attempt: RemoteAttempt, error: unknown): void;
   /** Capacity or availability may have changed. */
   changed(): void;
+  /** Redis has stopped answering on a connection that looks up: every connection is opened again. */
+  renewConnections(): void;
 }
 
 export interface WatchSettings {
@@ -63,6 +68,7 @@ export class ClusterWatch {
   readonly #caller: string;
   readonly #settings: WatchSettings;
   readonly #owner: Watched;
+  readonly #clock: AwakeClock;
   readonly #timer: NodeJS.Timeout;
   readonly #workersSeen = new Waiters();
   /** Why the connection is down, as Redis or the system said it. */
@@ -75,15 +81,17 @@ export class ClusterWatch {
   #warned = false;
   /** The server is one procpool cannot use (Redis Cluster): refused for good. */
   #unsupported = false;
-  /** When a refresh last succeeded, and when the one under way began (performance.now()). */
-  #answeredAt = performance.now();
+  /** When a refresh last succeeded, and when the one under way began (awake time). */
+  #answeredAt: number;
   #refreshSince = 0;
   /** Since when work waits with no worker. */
   #idleSince: number | undefined;
   /** Redis or the workers stayed away too long: what a chunk now fails with. */
   #unavailable: ClusterUnavailableError | undefined;
 
-  constructor(redis: Redis, queue: JobQueue, keys: QueueKeys, caller: string, settings: WatchSettings, owner: Watched) {
+  constructor(redis: Redis, queue: JobQueue, keys: QueueKeys, caller: string, clock: AwakeClock, settings: WatchSettings, owner: Watched) {
+    this.#clock = clock;
+    this.#answeredAt = clock.now();
     this.#redis = redis;
     this.#queue = queue;
     this.#keys = keys;
@@ -123,7 +131,7 @@ export class ClusterWatch {
 
   #tick(): void {
     if (this.#state !== 'watching') return;
-    const now = performance.now();
+    const now = this.#clock.now();
     const silent = now - this.#answeredAt;
     if (silent > this.#settings.unavailableTimeout) {
       this.#setUnavailable(this.#redisAway(Math.round(silent)));
@@ -136,7 +144,7 @@ export class ClusterWatch {
       // Unanswered for long: the socket may be open to a host that is gone. A new connection finds out.
       if (now - this.#refreshSince > this.#staleAfter && this.#redis.status === 'ready') {
         this.#refreshSince = now;
-        reconnectRedis(this.#redis);
+        this.#owner.renewConnections();
       }
       return;
     }
@@ -221,10 +229,11 @@ export class ClusterWatch {
   async #refreshOnce(): Promise<void> {
     try {
       // The heartbeat, and the results list's life with it: left by a caller that died, it expires.
-      await this.#redis.multi().set(this.#keys.caller(this.#caller), '1', 'PX', this.#settings.callerTtl).pexpire(this.#keys.results(this.#caller), this.#settings.callerTtl).exec();
+      const ttl = this.#settings.callerTtl;
+      await this.#redis.multi().set(this.#keys.caller(this.#caller), '1', 'PX', ttl).pexpire(this.#keys.results(this.#caller), ttl).pexpire(this.#keys.resultToken(this.#caller), ttl).exec();
       const { serving: workers, others } = await readWorkers(this.#redis, this.#keys, this.#settings.module);
       if (this.#state !== 'watching') return;
-      this.#answeredAt = performance.now();
+      this.#answeredAt = this.#clock.now();
       const before = this.#workers.reduce((sum, worker) => sum + worker.capacity, 0);
       this.#workers = workers;
       this.#others = others;
@@ -241,7 +250,7 @@ export class ClusterWatch {
   /** Jobs in flight for more than a tick: failed ones end their attempts, lost ones are added again. */
   async #reconcile(): Promise<void> {
     const due = performance.now() - this.#settings.pollInterval;
-    const attempts = [...this.#owner.inFlight()].filter((attempt) => attempt.phase === 'queued' && attempt.addedAt < due);
+    const attempts = [...this.#owner.inFlight()].filter((attempt) => attempt.phase === 'queued' && attempt.sighting !== 'readding' && attempt.addedAt < due);
     if (attempts.length === 0) return;
     const sightings = await this.#queue.inspect(attempts.map((attempt) => attempt.jobId!));
     let pending: boolean | undefined;

@@ -30,6 +30,15 @@ export interface ChunkJob {
   readonly stopAtError: boolean;
   /** Report every item as it ends (exact blame), not every few ms. */
   readonly exact: boolean;
+  /**
+   * The call the chunk belongs to (unique in its pool) and the call index of
+   * its first item: a runner that saw the call fail at an item drops the
+   * call's later chunks itself (`stopAtError`), without a round trip.
+   */
+  readonly call: number;
+  readonly from: number;
+  /** A running item's `emit(value)` (procpool/task): `index` in the chunk. */
+  readonly onMessage?: ((index: number, value: unknown, workerId: number) => void) | undefined;
 }
 
 /**
@@ -54,8 +63,23 @@ export interface Attempt {
   readonly end: Promise<AttemptEnd>;
   /** Skips the chunk if it has not started; a started chunk runs on. */
   skip(): void;
+  /**
+   * Nothing of the chunk is wanted any more (its call failed, or was left):
+   * skipped if not started, else its running item's AbortSignal aborts and
+   * no further item starts. Absent: `skip()` is all the runner can do.
+   */
+  cancel?(): void;
   /** Stops the chunk even while it runs (a local child is killed and replaced). */
   abort(reason: unknown): void;
+  /**
+   * Gives the chunk back if it has not started (it then ends as `ran` with
+   * nothing reported, and is queued again): it waits in a runner's pipe
+   * while work of a higher priority waits for room. Optional: a backend
+   * whose chunks never wait beside a runner needs none.
+   */
+  recall?(): void;
+  /** Whether the runner said the chunk started; undefined: not known here (counted as started). */
+  readonly started?: boolean;
 }
 
 /** What runs chunks. */
@@ -96,10 +120,16 @@ export interface PoolBackend extends Backend {
   readonly busy: number;
   /** Runners replaced (local), or chunks run again after their runner was lost (cluster). */
   readonly restarts: number;
+  /** terminate() comes next: calls are about to fail for it (a running item's signal says so). */
+  terminating?(): void;
+  /** Whether items' `emit()` reaches the caller's `onMessage` (absent: not supported, and a call with it is refused). */
+  readonly messages?: boolean;
+  /** Finalizers that failed (local children; absent: none run). */
+  readonly finalizerFailures?: number;
   readonly stdout: Readable | undefined;
   readonly stderr: Readable | undefined;
   /** Runners, by slot, for `stats`. */
-  children(): Array<ChildStats & { idle: boolean }>;
+  children(): Array<ChildStats & { workerId?: number; idle: boolean }>;
   /** Raises the most runners (a shared pool asked for more). */
   growTo(max: number): void;
   /** The task names, once known; `start`: a backend with no runner may start one to learn them. */

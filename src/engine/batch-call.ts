@@ -10,7 +10,9 @@ import type { ResolvedCallOptions } from '../options.js';
 import type { Counters } from '../stats.js';
 import type { Attempt, Report } from './backend.js';
 import { countReport, failureError, firstFailure } from './outcome.js';
+import { deliver, dropAttempt } from './messages.js';
 import type { OpenCall, Registry } from './registry.js';
+import type { SignalFollower, Signals } from './signals.js';
 import type { ChunkOwner, Scheduler } from './scheduler.js';
 import { findUnsendable } from '../transfer.js';
 import { SerializationError } from '../errors.js';
@@ -20,6 +22,8 @@ export interface CallContext {
   readonly scheduler: Scheduler;
   readonly registry: Registry;
   readonly counters: Counters;
+  /** One abort listener per signal, for every call that shares it. */
+  readonly signals: Signals;
   /** Children (or runners) the pool has: the read-ahead of `imap*`. */
   readonly processes: number;
 }
@@ -33,13 +37,14 @@ export function unsendableItem(item: unknown, spread: boolean): SerializationErr
 type State = 'running' | 'settled';
 
 /** A call whose items are all known when it is made. */
-export class BatchCall implements ChunkOwner, OpenCall {
+export class BatchCall implements ChunkOwner, OpenCall, SignalFollower {
   readonly task: string;
   readonly spread: boolean;
   readonly timeout: number | undefined;
   readonly retries: number;
   readonly priority: number;
   readonly stopAtError = true;
+  readonly onMessage: ((index: number, value: unknown, workerId: number) => void) | undefined;
   readonly promise: Promise<unknown>;
   readonly #context: CallContext;
   readonly #results: unknown[];
@@ -66,6 +71,8 @@ export class BatchCall implements ChunkOwner, OpenCall {
     this.#results = new Array<unknown>(items.length);
     this.#remaining = items.length;
     this.#progress = new ProgressReporter(options.onProgress, items.length);
+    const { onMessage } = options;
+    this.onMessage = onMessage === undefined ? undefined : (index, value, workerId) => this.#state === 'running' && deliver(onMessage, value, { index, workerId }, this);
     this.promise = new Promise((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -78,11 +85,7 @@ export class BatchCall implements ChunkOwner, OpenCall {
       this.#close();
       return;
     }
-    if (signal !== undefined) {
-      const onAbort = (): void => this.#abort(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#unfollow = () => signal.removeEventListener('abort', onAbort);
-    }
+    if (signal !== undefined) this.#unfollow = context.signals.follow(signal, this);
     const size = how.chunksize;
     if (size >= items.length) context.scheduler.submit(this, undefined, 0, items);
     else for (let start = 0; start < items.length; start += size) context.scheduler.submit(this, undefined, start, items.slice(start, start + size));
@@ -135,15 +138,23 @@ export class BatchCall implements ChunkOwner, OpenCall {
     if (this.#remaining === 0) this.#settle(true, this.#single ? this.#results[0] : this.#results);
   }
 
-  /** Fails the call; its chunks not yet started are skipped. */
+  /** Fails the call; its chunks not yet started are skipped, its running items' signals abort. */
   fail(error: unknown): void {
     if (!this.#settle(false, error)) return;
+    if (this.#attempt !== undefined) dropAttempt(this.#attempt);
+    for (const attempt of this.#attempts) dropAttempt(attempt);
+  }
+
+  cancelPending(error: unknown): void {
+    const waiting = this.#context.scheduler.hasQueued(this) || this.#attempt?.started === false || [...this.#attempts].some((attempt) => attempt.started === false);
+    // Running items finish (their results are dropped): only what has not started is skipped.
+    if (!waiting || !this.#settle(false, error)) return;
     this.#attempt?.skip();
     for (const attempt of this.#attempts) attempt.skip();
   }
 
   /** The caller's signal: running chunks are stopped too. */
-  #abort(reason: unknown): void {
+  signalAborted(reason: unknown): void {
     if (!this.#settle(false, reason)) return;
     this.#attempt?.abort(reason);
     for (const attempt of this.#attempts) attempt.abort(reason);

@@ -14,7 +14,8 @@ export function chunkItems<T>(items: readonly T[], size: number): T[][] {
 
 /** Target time one chunk runs in a child: long beside an IPC round trip (~30 µs), short beside a human. */
 const targetMs = 10;
-const maxChunksize = 16384;
+/** The largest chunk default chunking makes (it also sizes `imap*`'s read-ahead in items). */
+export const maxChunksize = 16384;
 
 /** Chooses the next chunk size from how long the previous chunks took. */
 export class AdaptiveChunksize {

@@ -1,7 +1,7 @@
 /**
  * `imap` / `imapUnordered`: a lazy call over an iterable or async iterable.
  *
- *   source ──► pump ──► chunks ──► scheduler        (at most `window` chunks unconsumed)
+ *   source ──► pump ──► chunks ──► scheduler        (a window of chunks and of items unconsumed)
  *                                      │ reports
  *   consumer ◄── next() ◄── parts ◄────┘            (input order, or completion order)
  *
@@ -19,11 +19,13 @@ import type { ResolvedCallOptions } from '../options.js';
 import { ProgressReporter } from '../progress.js';
 import type { Attempt, Failure, Report } from './backend.js';
 import { unsendableItem, type CallContext } from './batch-call.js';
-import { AdaptiveChunksize } from './chunk-size.js';
+import { AdaptiveChunksize, maxChunksize } from './chunk-size.js';
 import { closeQuietly, isThenable, iterate } from './input.js';
 import { Results, type Part, type Sent } from './imap-results.js';
 import { countReport, failureError } from './outcome.js';
+import { deliver, dropAttempt } from './messages.js';
 import type { ChunkOwner } from './scheduler.js';
+import type { SignalFollower } from './signals.js';
 
 /** How an imap call reads and yields. */
 export interface ImapShape {
@@ -43,12 +45,13 @@ type State = 'new' | 'running' | 'ended';
 const done: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 
 /** A lazy call, and its own async iterator. */
-export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
+export class ImapCall implements ChunkOwner, SignalFollower, AsyncIterableIterator<unknown> {
   task = '';
   readonly spread: boolean;
   timeout: number | undefined;
   retries = 0;
   priority = 0;
+  onMessage: ((index: number, value: unknown, workerId: number) => void) | undefined;
   readonly stopAtError: boolean;
   readonly #context: CallContext;
   readonly #shape: ImapShape;
@@ -71,6 +74,8 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
   #exhausted = false;
   #pumping = false;
   #unconsumedChunks = 0;
+  /** Items of the chunks submitted and not all consumed. */
+  #unconsumedItems = 0;
   #room: (() => void) | undefined;
   #poolClosed = false;
   // The consumer's side.
@@ -83,8 +88,9 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
   #stopped: { error: unknown } | undefined;
 
   /** A chunk all of whose results were handed out: room for another. */
-  readonly #consumed = (): void => {
+  readonly #consumed = (sent: Sent): void => {
     this.#unconsumedChunks--;
+    this.#unconsumedItems -= sent.items;
     const room = this.#room;
     this.#room = undefined;
     room?.();
@@ -176,6 +182,11 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     this.#poke();
   }
 
+  /** The call's signal aborted: nothing more is yielded, running chunks are stopped. */
+  signalAborted(reason: unknown): void {
+    this.#stop(reason, true);
+  }
+
   // OpenCall
 
   /** terminate() or a broken pool: nothing more is yielded. */
@@ -200,6 +211,8 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
       this.timeout = options.timeout;
       this.retries = options.retries;
       this.priority = options.priority;
+      const { onMessage } = options;
+      if (onMessage !== undefined) this.onMessage = (index, value, workerId) => this.#state === 'running' && this.#stopped === undefined && deliver(onMessage, value, { index, workerId }, { fail: (error) => this.#stop(error, false) });
       this.#options = options;
     } catch (error) {
       this.#state = 'ended';
@@ -211,42 +224,45 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     this.#close = this.#context.registry.open(this, 'may be dropped');
     if (this.#stopped !== undefined) this.#close();
     const { signal } = this.#options;
-    if (signal !== undefined) {
-      const onAbort = (): void => this.#stop(signal.reason, true);
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.#unfollow = () => signal.removeEventListener('abort', onAbort);
-    }
+    // Held weakly: an iterator dropped half-way is collected, its signal still alive.
+    if (signal !== undefined) this.#unfollow = this.#context.signals.follow(signal, this, 'may be dropped');
     void this.#pump();
   }
 
-  /** Reads input into chunks while the read-ahead has room. */
+  /**
+   * Reads input into chunks while the read-ahead has room: the one path
+   * from the source to the scheduler, the window checked before every read.
+   */
   async #pump(): Promise<void> {
     this.#pumping = true;
     const source = this.#source!;
     try {
       while (!this.#halted() && !this.#exhausted) {
-        // At most 2 chunks per process unconsumed: an endless input runs in constant memory.
-        if (this.#unconsumedChunks >= 2 * this.#context.processes) {
+        if (!this.#hasRoom()) {
+          // What was read goes out before the pump waits: its results make the room.
+          this.#submitPartial();
           await new Promise<void>((resolve) => (this.#room = resolve));
           continue;
         }
-        const want = this.#options!.chunksize ?? this.#sizes.next;
-        while (this.#partial.length < want) {
-          let next = source.next();
-          if (isThenable(next)) {
-            this.#reading = true;
-            this.#armTick();
-            next = await next;
-            this.#reading = false;
-          }
-          if (this.#halted()) return;
-          if (next.done) {
-            this.#exhausted = true;
-            break;
-          }
-          this.#push(next.value);
+        if (this.#partial.length >= (this.#options!.chunksize ?? this.#sizes.next)) {
+          this.#submitPartial();
+          continue;
         }
-        this.#submitPartial();
+        let next = source.next();
+        if (isThenable(next)) {
+          this.#reading = true;
+          this.#armTick();
+          next = await next;
+          this.#reading = false;
+        }
+        if (this.#halted()) return;
+        if (typeof next !== 'object' || next === null) throw new TypeError(`Expected the input iterator's next() to return an object, got \`${String(next)}\` (${next === null ? 'null' : typeof next})`);
+        if (next.done) {
+          this.#exhausted = true;
+          this.#submitPartial();
+          break;
+        }
+        this.#push(next.value);
       }
     } catch (error) {
       this.#reading = false;
@@ -258,6 +274,18 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     }
   }
 
+  /**
+   * Whether one more item may be read: at most `2 × processes` chunks (the
+   * one being filled counts) and `2 × processes × chunksize` items read and
+   * not yet consumed, however the chunk size changes and however slowly the
+   * input answers.
+   */
+  #hasRoom(): boolean {
+    const chunks = 2 * this.#context.processes;
+    const items = chunks * (this.#options!.chunksize ?? maxChunksize);
+    return this.#unconsumedChunks < chunks && this.#unconsumedItems + this.#partial.length < items;
+  }
+
   /** An item read: into the chunk being filled, or — if it cannot cross — a failure at its place. */
   #push(value: unknown): void {
     const error = unsendableItem(value, this.spread);
@@ -267,8 +295,9 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
       return;
     }
     this.#submitPartial();
-    const sent: Sent = { unconsumed: 1 };
+    const sent: Sent = { unconsumed: 1, items: 1 };
     this.#unconsumedChunks++;
+    this.#unconsumedItems++;
     this.accept(sent, this.#read++, { values: [undefined], failures: [[0, { local: error }]] }, 0);
   }
 
@@ -286,9 +315,16 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     const args = this.#partial;
     if (args.length === 0 || this.#halted()) return;
     this.#partial = [];
-    const sent: Sent = { unconsumed: args.length };
+    const sent: Sent = { unconsumed: args.length, items: args.length };
     this.#unconsumedChunks++;
+    this.#unconsumedItems += args.length;
     this.#context.scheduler.submit(this, sent, this.#read - args.length, args);
+  }
+
+  cancelPending(error: unknown): void {
+    if (this.#state !== 'running') return;
+    const waiting = !this.#exhausted || this.#partial.length > 0 || this.#context.scheduler.hasQueued(this) || [...this.#attempts].some((attempt) => attempt.started === false);
+    if (waiting) this.#stop(error, false);
   }
 
   #halted(): boolean {
@@ -332,7 +368,7 @@ export class ImapCall implements ChunkOwner, AsyncIterableIterator<unknown> {
     this.#unfollow();
     this.#context.scheduler.forget(this);
     this.#progress?.finish();
-    for (const attempt of this.#attempts) attempt.skip();
+    for (const attempt of this.#attempts) dropAttempt(attempt);
     this.#poke();
     if (!this.#exhausted) void closeQuietly(this.#source!);
     return error;

@@ -8,6 +8,8 @@ import type { Failure } from './backend.js';
 /** A chunk as submitted: counts toward the read-ahead until all of it is consumed. */
 export interface Sent {
   unconsumed: number;
+  /** Items it was submitted with. */
+  readonly items: number;
 }
 
 /** Reported outcomes of consecutive items, waiting to be yielded. */

@@ -16,6 +16,8 @@ export interface OpenCall {
   fail(error: unknown): void;
   /** The pool was closed: queue nothing new (what is queued still runs). */
   poolClosed?(): void;
+  /** close({ cancel }): fail with `error` if any item has not started (running ones run on). */
+  cancelPending?(error: unknown): void;
 }
 
 /** The pool's open calls and work in flight. */
@@ -88,6 +90,11 @@ export class Registry {
   closeAll(): void {
     this.#closed = true;
     for (const call of this.#calls()) call.poolClosed?.();
+  }
+
+  /** close({ cancel }): every open call with items not yet started fails with `error`. */
+  cancelAll(error: unknown): void {
+    for (const call of this.#calls()) call.cancelPending?.(error);
   }
 
   /** Counts work in flight until the returned release is called (once). */

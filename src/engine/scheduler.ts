@@ -2,8 +2,11 @@
  * The queue of pending chunks, on p-queue: its concurrency follows the
  * backend's capacity, so a job that starts always finds room — the job is
  * the lease, and its end (on every path) lets p-queue start the next one.
- * There is no other queue. Chunks run FIFO across calls; a chunk's rest
- * that must run again (its runner went away) goes ahead of new work.
+ * There is no other queue. Chunks run FIFO across calls, highest priority
+ * first; a chunk's rest that must run again (its runner went away, or it was
+ * recalled) goes ahead of new work. A chunk that waits recalls those of
+ * lower priorities still waiting beside a runner (`Attempt.recall`), so a
+ * priority waits at most for the chunks running.
  *
  * What happens after an attempt is decided here, for every backend:
  * reported outcomes go to the call; a death charged to an item fails it
@@ -24,6 +27,8 @@ export interface ChunkOwner {
   readonly retries: number;
   /** Higher runs first; equal priorities run first come, first served. */
   readonly priority: number;
+  /** A running item's `emit()` (procpool/task), `index` in the call; undefined: nobody listens. */
+  readonly onMessage: ((index: number, value: unknown, workerId: number) => void) | undefined;
   /** Whether the item at `index` is still to run (false once the call ended, or failed before it). */
   wants(index: number): boolean;
   /** Outcomes of the items from `start` on (`tag` as given to `submit`). */
@@ -44,6 +49,13 @@ interface Piece {
   /** Runs of an item (by call index) that ended in a death charged to it. */
   tries: Map<number, number> | undefined;
   queuedAt: number;
+  /** p-queue started it. */
+  started: boolean;
+}
+
+/** A chunk's messages, placed by the item's index in the call. */
+function messagesFrom(onMessage: (index: number, value: unknown, workerId: number) => void, start: number): (index: number, value: unknown, workerId: number) => void {
+  return (index, value, workerId) => onMessage(start + index, value, workerId);
 }
 
 /** A chunk's rest that runs again goes ahead of new work of the same priority, and of no higher one. */
@@ -68,6 +80,12 @@ export class Scheduler {
   #running = 0;
   /** Hears when the queue or the capacity changed (room for maxQueue, engine/room.ts). */
   #onRoom: () => void = () => undefined;
+  /** Attempts in flight, and the number in flight by their call's priority: what a higher priority may recall. */
+  readonly #inFlight = new Map<Attempt, number>();
+  readonly #inFlightByPriority = new Map<number, number>();
+  /** Each call's id on the wire (held weakly: an ended call is forgotten). */
+  readonly #callIds = new WeakMap<ChunkOwner, number>();
+  #nextCallId = 1;
 
   /** `onBusy` hears when the first piece arrives and the last one leaves. */
   constructor(backend: Backend, counters: Counters, onBusy: (busy: boolean) => void) {
@@ -81,6 +99,11 @@ export class Scheduler {
   /** Items queued, not yet handed to a runner. */
   get queuedItems(): number {
     return this.#queuedItems;
+  }
+
+  /** Whether `owner` has items queued, not yet handed to a runner. */
+  hasQueued(owner: ChunkOwner): boolean {
+    return this.#queuedBy.has(owner);
   }
 
   /** Pieces queued, not yet handed to a runner. */
@@ -118,12 +141,33 @@ export class Scheduler {
     }
     this.#queuedItems += args.length;
     this.#queuedPieces++;
-    const piece: Piece = { owner, tag, start, args, exact, tries, queuedAt: performance.now() };
+    const piece: Piece = { owner, tag, start, args, exact, tries, queuedAt: performance.now(), started: false };
     // No signal for p-queue: it would add a listener per queued chunk to one
     // signal (quadratic). A piece its call no longer wants ends when it comes up.
     void this.#queue.add(() => this.#run(piece), { priority });
     this.#backend.setWaiting(this.#queuedPieces);
     this.#onRoom();
+    if (!piece.started) this.#recallBelow(owner.priority);
+  }
+
+  /**
+   * A piece of `priority` waits for room: chunks of lower priorities that
+   * wait beside a runner (in a child's pipe) come back to the queue, so it
+   * waits at most for the chunks already running.
+   */
+  #recallBelow(priority: number): void {
+    let below = false;
+    for (const running of this.#inFlightByPriority.keys()) below ||= running < priority;
+    if (!below) return;
+    for (const [attempt, running] of this.#inFlight) if (running < priority) attempt.recall?.();
+  }
+
+  #track(attempt: Attempt, priority: number, on: boolean): void {
+    const count = (this.#inFlightByPriority.get(priority) ?? 0) + (on ? 1 : -1);
+    if (count === 0) this.#inFlightByPriority.delete(priority);
+    else this.#inFlightByPriority.set(priority, count);
+    if (on) this.#inFlight.set(attempt, priority);
+    else this.#inFlight.delete(attempt);
   }
 
   /**
@@ -161,6 +205,12 @@ export class Scheduler {
     this.#queue.start();
   }
 
+  #callId(owner: ChunkOwner): number {
+    let id = this.#callIds.get(owner);
+    if (id === undefined) this.#callIds.set(owner, (id = this.#nextCallId++));
+    return id;
+  }
+
   #fit(): void {
     if (this.#drained) return;
     if (this.#backend.failure !== undefined) return this.drain();
@@ -172,6 +222,7 @@ export class Scheduler {
   }
 
   async #run(piece: Piece): Promise<void> {
+    piece.started = true;
     const { owner, args } = piece;
     const queued = this.#queuedBy.get(owner);
     if (queued !== undefined) {
@@ -189,15 +240,20 @@ export class Scheduler {
         timeout: owner.timeout,
         stopAtError: owner.stopAtError,
         exact: piece.exact,
+        call: this.#callId(owner),
+        from: piece.start,
+        onMessage: owner.onMessage === undefined ? undefined : messagesFrom(owner.onMessage, piece.start),
       });
       owner.attach(attempt);
       this.#running++;
+      this.#track(attempt, owner.priority, true);
       let end: AttemptEnd;
       try {
         end = await attempt.end;
       } finally {
         this.#running--;
         owner.detach(attempt);
+        this.#track(attempt, owner.priority, false);
       }
       // A runner's room is free again (p-queue counts it free a turn later).
       this.#onRoom();

@@ -13,8 +13,9 @@ import type { ResolvedPoolOptions } from '../options.js';
 import type { ChildStats } from '../stats.js';
 import { Child, type ChildEvents, type ChildExit, type ChildInit } from './child.js';
 import { Entry } from './ledger.js';
-import { capacityOf, pickChild, startingEmpty } from './placement.js';
-import { Sizing, approxBytes, depthFor } from './sizing.js';
+import { startingEmpty } from './placement.js';
+import { Sizing } from './sizing.js';
+import { Feeding } from './feeding.js';
 import { Starts } from './starts.js';
 import { spawnLazily } from './deferred-port.js';
 import type { ChildPort, SpawnPort } from './spawn.js';
@@ -33,15 +34,19 @@ type State = 'running' | 'stopping' | 'broken' | 'terminated';
 /** Children, as a backend. */
 export class ChildSet implements Backend {
   readonly #options: ResolvedPoolOptions;
-  readonly #init: ChildInit;
+  readonly #init: Omit<ChildInit, 'workerId'>;
   readonly #spawn: SpawnPort;
   readonly #events: ChildEvents;
   readonly #live = new Set<Child>();
   readonly #ports = new Map<Child, ChildPort>();
   readonly #listeners: Array<() => void> = [];
   #state: State = 'running';
+  /** Items' emit() reaches the call's onMessage. */
+  readonly messages = true;
   #failure: PoolBrokenError | undefined;
   #restarts = 0;
+  /** Finalizers that failed (threw, or passed finalTimeout). */
+  #finalFailures = 0;
   readonly #slotRestarts: number[] = [];
   readonly #sizing: Sizing;
   /** Chunks waiting in the scheduler for room. */
@@ -51,10 +56,8 @@ export class ChildSet implements Backend {
   #fitLater = false;
   #fitting = false;
   #startFailures = 0;
-  #chunkMs: number | undefined;
-  /** Recent chunks' argument bytes, roughly (a moving average). */
-  #chunkBytes = 0;
-  #depth = 1;
+  /** How deep each child is kept fed, and recalls from pipes. */
+  readonly #feeding: Feeding<Child>;
   #demand = false;
   readonly #starts: Starts;
   #whenGone: Array<() => void> = [];
@@ -80,6 +83,7 @@ export class ChildSet implements Backend {
       settled: (child, ran) => this.#onSettled(child, ran),
       exited: (child, exit) => this.#onExited(child, exit),
     };
+    this.#feeding = new Feeding(this.#live, this.#usableNow, () => this.#waiting, () => this.#changed());
     this.#sizing = new Sizing(options.minProcesses, options.processes, options.idleTimeout);
     this.#starts = new Starts(options.minProcesses);
     this.#fit();
@@ -90,11 +94,15 @@ export class ChildSet implements Backend {
   }
 
   get capacity(): number {
-    return capacityOf(this.#live, this.#usableNow, this.#depth);
+    return this.#feeding.capacity;
   }
 
   get restarts(): number {
     return this.#restarts;
+  }
+
+  get finalizerFailures(): number {
+    return this.#finalFailures;
   }
 
   onChange(listener: () => void): void {
@@ -165,19 +173,19 @@ export class ChildSet implements Backend {
   }
 
   run(job: ChunkJob): Attempt {
-    const child = this.#pick();
+    const child = this.#feeding.pick(job.task);
     if (child === undefined) {
       // No child can take it (capacity is kept exact, so this is a safety
       // net): it never started; ended after a turn, so it cannot spin.
-      const entry = new Entry({ skipEntry: () => undefined, abortEntry: () => undefined }, job);
+      const entry = new Entry({ skipEntry: () => undefined, abortEntry: () => undefined, cancelEntry: () => undefined }, job);
       setImmediate(() => entry.finish({ kind: 'ran', report: { values: [], failures: [] }, ms: 0 }));
       return entry;
     }
     // Cut where the child reaches maxTasksPerChild: items are counted exactly.
     this.#sizing.busy(child);
-    this.#chunkBytes = this.#chunkBytes * 0.7 + approxBytes(job.args, job.spread) * 0.3;
     const room = this.#options.maxTasksPerChild - child.assigned;
     const entry = child.run(room < job.args.length ? { ...job, args: job.args.slice(0, room) } : job);
+    this.#feeding.sent(child, job);
     if (child.assigned >= this.#options.maxTasksPerChild) this.#retire(child, false);
     return entry;
   }
@@ -188,6 +196,10 @@ export class ChildSet implements Backend {
     this.#starts.reject(new PoolClosedError('The pool was closed before its children were ready'));
     for (const child of this.#live) child.stop();
     return this.#gone();
+  }
+
+  terminating(): void {
+    for (const child of this.#live) child.poolTerminating = true;
   }
 
   kill(): Promise<void> {
@@ -205,6 +217,7 @@ export class ChildSet implements Backend {
       .filter((child) => child.state !== 'draining' && child.state !== 'stopping')
       .map((child) => ({
         slot: child.slot,
+        workerId: child.workerId,
         pid: child.pid,
         items: child.finished,
         restarts: this.#slotRestarts[child.slot] ?? 0,
@@ -245,14 +258,10 @@ export class ChildSet implements Backend {
     return (child.state === 'starting' || child.state === 'ready') && child.assigned < this.#options.maxTasksPerChild && this.#state === 'running';
   }
 
-  #pick(): Child | undefined {
-    return pickChild(this.#live, this.#usableNow, this.#depth);
-  }
-
-
   #start(slot: number): Child {
-    const port = this.#spawn(this.#init, { stdout: this.stdout, stderr: this.stderr ?? process.stderr, consumed: this.#consumed });
-    const child = new Child(port, this.#events, slot, this.#init);
+    const init = { ...this.#init, workerId: this.#freeWorkerId() };
+    const port = this.#spawn(init, { stdout: this.stdout, stderr: this.stderr ?? process.stderr, consumed: this.#consumed });
+    const child = new Child(port, this.#events, slot, init);
     child.demand = this.#demand;
     this.#live.add(child);
     this.#ports.set(child, port);
@@ -264,6 +273,15 @@ export class ChildSet implements Backend {
     this.#restarts++;
     this.#slotRestarts[child.slot] = (this.#slotRestarts[child.slot] ?? 0) + 1;
     return this.#start(child.slot);
+  }
+
+  /** The lowest worker id from 1 that no live child holds (one that leaves holds it until it exits). */
+  #freeWorkerId(): number {
+    const taken = new Set<number>();
+    for (const child of this.#live) taken.add(child.workerId);
+    let id = 1;
+    while (taken.has(id)) id++;
+    return id;
   }
 
   /** The lowest slot no starting or ready child holds. */
@@ -314,17 +332,13 @@ export class ChildSet implements Backend {
     this.#starts.readied(child.slot, tasks);
     this.#idle(child);
     this.#changed();
+    this.#feeding.readied(child);
   }
 
-  #onSettled(child: Child, ran: { ms: number; rss: number } | undefined): void {
+  #onSettled(child: Child, ran: { task: string; ms: number; rss: number } | undefined): void {
     this.#idle(child);
+    this.#feeding.settled(child, ran);
     if (ran !== undefined) {
-      this.#chunkMs = this.#chunkMs === undefined ? ran.ms : this.#chunkMs * 0.7 + ran.ms * 0.3;
-      const depth = depthFor(this.#chunkMs, this.#chunkBytes);
-      if (depth !== this.#depth) {
-        this.#depth = depth;
-        this.#changed();
-      }
       // Past maxMemoryPerChild: no more work for it (its queued chunks go
       // elsewhere), it leaves, a replacement starts. The limit holds within
       // the item that crossed it; the slot waits for the replacement's start.
@@ -334,6 +348,8 @@ export class ChildSet implements Backend {
 
   #onExited(child: Child, exit: ChildExit): void {
     this.#live.delete(child);
+    this.#feeding.exited(child);
+    if (child.finalFailed) this.#finalFailures++;
     // Forgotten once its output is read: a long life of recycled children keeps none of them.
     const port = this.#ports.get(child);
     void port?.outputDone.then(() => this.#ports.delete(child));

@@ -14,6 +14,7 @@ import type { AttemptEnd, ChunkJob } from '../engine/backend.js';
 import { deserializeThrown } from '../error-codec.js';
 import type { ResolvedPoolOptions } from '../options.js';
 import { isChildMessage, type ChildMessage, type RunMessage } from '../protocol.js';
+import { Grace } from './grace.js';
 import { checkSendable } from '../sendable.js';
 import { endAtExit, exitReason, type ChannelState, type ChildExit, type ChildState, type KillReason } from './exit.js';
 import { Entry, type EntryOwner } from './ledger.js';
@@ -26,12 +27,12 @@ export interface ChildEvents {
   ready(child: Child, tasks: string[]): void;
   /** The child's state changed (it may take work, or no longer). */
   changed(child: Child): void;
-  /** A chunk left the child's line (`ran`: it ran and reported its run time and resident memory). */
-  settled(child: Child, ran: { ms: number; rss: number } | undefined): void;
+  /** A chunk left the child's line (`ran`: it ran and reported its task, run time and resident memory). */
+  settled(child: Child, ran: { task: string; ms: number; rss: number } | undefined): void;
   exited(child: Child, exit: ChildExit): void;
 }
 
-/** How long a leaving child may take to flush its output before SIGTERM. */
+/** How long a leaving child may take to flush its output (after its finalizer) before SIGTERM. */
 const leaveGraceMs = 10_000;
 /** How long a child that lost its channel has to exit by itself. */
 const channelGraceMs = 1000;
@@ -39,7 +40,11 @@ const channelGraceMs = 1000;
 /** One child process and its line of chunks. */
 export class Child implements EntryOwner {
   readonly slot: number;
+  /** procpool/task's workerId: from 1, unique among live children. */
+  readonly workerId: number;
   readonly #port: ChildPort;
+  readonly #grace: Grace;
+  readonly #finalTimeout: number;
   readonly #events: ChildEvents;
   readonly #line: Entry[] = [];
   #outbox: RunMessage[] = [];
@@ -51,6 +56,12 @@ export class Child implements EntryOwner {
   #fatal: unknown = undefined;
   #demand = false;
   #refed: boolean | undefined;
+  /** terminate() waits for the running item to end on its aborted signal (within killGrace), then kills. */
+  #killWhenItemEnds = false;
+  /** The finalizer said it failed. */
+  finalFailed = false;
+  /** The pool is being terminated: a call that fails now fails for that (its items' signals say so). */
+  poolTerminating = false;
   /** Items handed to this child so far (maxTasksPerChild). */
   assigned = 0;
   /** Items this child has finished. */
@@ -62,15 +73,32 @@ export class Child implements EntryOwner {
     this.#port = port;
     this.#events = events;
     this.slot = slot;
+    this.workerId = init.workerId;
+    this.#grace = new Grace(init.killGrace, {
+      send: (message) => void this.#port.send(message),
+      kill: (reason) => this.#killFor(reason),
+      holds: (entry) => this.#line.includes(entry),
+    });
+    this.#finalTimeout = init.finalizer === undefined ? 0 : init.finalTimeout;
     port.onMessage((message) => {
       if (isChildMessage(message)) this.#receive(message);
     });
     port.onDisconnect(() => this.#onDisconnect());
     port.onExit((exitCode, signal) => this.#onExit(exitCode, signal));
     // initArgs were checked with the channel's serializer when the pool was made.
-    if (port.spawnError === undefined && !port.send({ type: 'procpool:init', module: init.moduleUrl, initializer: init.initializer, initArgs: [...init.initArgs], memoryLimit: init.maxMemoryPerChild * 1024 * 1024 })) {
+    if (port.spawnError === undefined && !port.send({
+        type: 'procpool:init',
+        module: init.moduleUrl,
+        initializer: init.initializer,
+        initArgs: [...init.initArgs],
+        finalizer: init.finalizer,
+        finalArgs: [...init.finalArgs],
+        finalTimeout: init.finalTimeout,
+        sources: { ...init.sources },
+        memoryLimit: init.maxMemoryPerChild * 1024 * 1024,
+      })) {
       this.#startFailed = true;
-      this.#fatal = new TypeError('The initializer arguments cannot be sent to a child');
+      this.#fatal = new TypeError('The initializer or finalizer arguments cannot be sent to a child');
       port.kill('SIGKILL');
     }
     this.#updateRef();
@@ -89,6 +117,11 @@ export class Child implements EntryOwner {
     return this.#line.length;
   }
 
+  /** Those chunks, in the order sent (the first is running or about to). */
+  get line(): readonly Entry[] {
+    return this.#line;
+  }
+
   /** Whether work waits on the pool: a starting child then keeps the parent alive. */
   set demand(on: boolean) {
     this.#demand = on;
@@ -104,7 +137,7 @@ export class Child implements EntryOwner {
     }
     this.assigned += job.args.length;
     this.#line.push(entry);
-    const message: RunMessage = { type: 'procpool:run', id: entry.id, task: job.task, args: job.args, spread: job.spread, stopAtError: job.stopAtError, exact: job.exact, timed: job.timeout !== undefined };
+    const message: RunMessage = { type: 'procpool:run', id: entry.id, task: job.task, args: job.args, spread: job.spread, stopAtError: job.stopAtError, exact: job.exact, timed: job.timeout !== undefined, call: job.call, from: job.from };
     if (this.#line.length === 1) this.#send(entry, message);
     else {
       this.#outbox.push(message);
@@ -127,11 +160,26 @@ export class Child implements EntryOwner {
     this.#leaveIfIdle();
   }
 
-  /** Ends the child now (terminate(), a broken pool). */
+  /**
+   * Ends the child (terminate(), a broken pool): now when nothing runs on it;
+   * else its running item's signal aborts and it is killed when that item
+   * ends, or `killGrace` ms later.
+   */
   terminate(): void {
     if (this.#state === 'exited') return;
     this.#requested = true;
-    this.#killFor({ kind: 'terminate' });
+    const running = this.#line.filter((entry) => entry.phase === 'started');
+    if (!running.some((entry) => this.#grace.applies(entry)) || this.#killWhenItemEnds) return this.#killFor({ kind: 'terminate' });
+    this.#killWhenItemEnds = true;
+    this.#enter('stopping');
+    for (const entry of running) this.#grace.signal(entry, 'terminate');
+    setTimeout(() => this.#killFor({ kind: 'terminate' }), this.#grace.ms).unref();
+  }
+
+  /** Nothing of `entry` is wanted: a started chunk's running item is told, and no further item of it starts. */
+  cancelEntry(entry: Entry): void {
+    if (entry.phase === 'started') this.#grace.signal(entry, this.poolTerminating ? 'terminate' : 'failed');
+    else this.skipEntry(entry);
   }
 
   skipEntry(entry: Entry): void {
@@ -149,7 +197,7 @@ export class Child implements EntryOwner {
 
   abortEntry(entry: Entry, reason: unknown): void {
     entry.abortAsked ??= { reason };
-    if (entry.phase === 'started') this.#killFor({ kind: 'abort', entry });
+    if (entry.phase === 'started') this.#grace.stop({ kind: 'abort', entry });
     else this.skipEntry(entry);
   }
 
@@ -198,8 +246,28 @@ export class Child implements EntryOwner {
 
   #receive(message: ChildMessage): void {
     switch (message.type) {
+      case 'procpool:message': {
+        // Dropped once the chunk's attempt ended: its caller no longer listens.
+        const entry = this.#entry(message.id);
+        if (entry !== undefined && !entry.ended) entry.job.onMessage?.(message.index, message.value, this.workerId);
+        return;
+      }
+      case 'procpool:listening': {
+        const entry = this.#entry(message.id);
+        if (entry !== undefined) entry.listening = message.index;
+        return;
+      }
+      case 'procpool:final-error':
+        this.finalFailed = true;
+        return;
       case 'procpool:start':
         return this.#started(this.#entry(message.id));
+      case 'procpool:ended': {
+        // The items ended in the child; their outcomes are on their way: no item runs until they are read.
+        const entry = this.#entry(message.id);
+        if (entry !== undefined) this.#pauseTimer(entry);
+        return;
+      }
       case 'procpool:items': {
         const entry = this.#entry(message.id);
         if (entry === undefined) return;
@@ -215,7 +283,7 @@ export class Child implements EntryOwner {
             this.finished += entry.values.length;
             this.rss = message.rss;
             // A chunk aborted while it ran, that finished before the kill landed: its caller has gone.
-            this.#finish(entry, { kind: 'ran', report: entry.report, ms: message.ms }, { ms: message.ms, rss: message.rss });
+            this.#finish(entry, { kind: 'ran', report: entry.report, ms: message.ms }, { task: entry.job.task, ms: message.ms, rss: message.rss });
           }
         }
         if (message.next !== undefined) this.#started(this.#entry(message.next));
@@ -242,7 +310,8 @@ export class Child implements EntryOwner {
   #started(entry: Entry | undefined): void {
     if (entry === undefined || entry.phase === 'started') return;
     entry.phase = 'started';
-    if (entry.abortAsked !== undefined) return this.#killFor({ kind: 'abort', entry });
+    entry.startedAt = performance.now();
+    if (entry.abortAsked !== undefined) return this.#grace.stop({ kind: 'abort', entry });
     this.#arm(entry);
   }
 
@@ -256,17 +325,24 @@ export class Child implements EntryOwner {
       // Timers run before pending IPC is read: a report may be waiting in the
       // pipe. Read it first (poll phase), then judge.
       setImmediate(() => {
-        if (entry.armed === armed && !entry.ended) this.#killFor({ kind: 'timeout', entry, timeout });
+        if (entry.armed === armed && !entry.ended) this.#grace.stop({ kind: 'timeout', entry, timeout });
       });
     }, timeout);
   }
 
-  #finish(entry: Entry, end: AttemptEnd, ran: { ms: number; rss: number } | undefined): void {
+  /** Stops the per-item timer until the next report re-arms it. */
+  #pauseTimer(entry: Entry): void {
+    clearTimeout(entry.timer);
+    entry.armed++;
+  }
+
+  #finish(entry: Entry, end: AttemptEnd, ran: { task: string; ms: number; rss: number } | undefined): void {
     const at = this.#line.indexOf(entry);
     if (at >= 0) this.#line.splice(at, 1);
     if (end.kind === 'ran') this.assigned -= entry.job.args.length - end.report.values.length;
     entry.finish(end);
     if (this.#state === 'exited') return;
+    if (this.#killWhenItemEnds && !this.#line.some((other) => other.phase === 'started')) return this.#killFor({ kind: 'terminate' });
     this.#updateRef();
     this.#leaveIfIdle();
     this.#events.settled(this, ran);
@@ -277,7 +353,7 @@ export class Child implements EntryOwner {
     this.#enter('stopping');
     // Cannot fail to clone; a closed channel means the child is leaving anyway.
     this.#port.send({ type: 'procpool:stop' });
-    setTimeout(() => this.#state === 'exited' || this.#port.kill('SIGTERM'), leaveGraceMs).unref();
+    setTimeout(() => this.#state === 'exited' || this.#port.kill('SIGTERM'), leaveGraceMs + this.#finalTimeout).unref();
   }
 
   #onDisconnect(): void {
@@ -324,4 +400,4 @@ export class Child implements EntryOwner {
 }
 
 /** The options a child is started with. */
-export type ChildInit = ResolvedPoolOptions & { moduleUrl: string };
+export type ChildInit = ResolvedPoolOptions & { moduleUrl: string; workerId: number };

@@ -11,6 +11,7 @@ export type EntryPhase = 'outbox' | 'sent' | 'started';
 export interface EntryOwner {
   skipEntry(entry: Entry): void;
   abortEntry(entry: Entry, reason: unknown): void;
+  cancelEntry(entry: Entry): void;
 }
 
 let nextId = 1;
@@ -21,6 +22,8 @@ export class Entry implements Attempt {
   readonly job: ChunkJob;
   readonly end: Promise<AttemptEnd>;
   phase: EntryPhase = 'outbox';
+  /** When the parent heard that it started (performance.now()). */
+  startedAt = 0;
   /** Outcomes reported so far, from the chunk's first item. */
   values: unknown[] = [];
   readonly failures: Array<[number, Failure]> = [];
@@ -28,6 +31,10 @@ export class Entry implements Attempt {
   skipAsked = false;
   /** An abort was asked for: stop the chunk as soon as it starts. */
   abortAsked: { reason: unknown } | undefined;
+  /** The child was asked to abort the running item's signal (procpool/task). */
+  signalled = false;
+  /** The latest item of the chunk that asked for its AbortSignal (-1: none). */
+  listening = -1;
   /** The per-item timer, and a count that makes a stale expiry harmless. */
   timer: NodeJS.Timeout | undefined;
   armed = 0;
@@ -41,6 +48,10 @@ export class Entry implements Attempt {
     this.end = new Promise((resolve) => (this.#resolve = resolve));
   }
 
+  get started(): boolean {
+    return this.phase === 'started';
+  }
+
   get ended(): boolean {
     return this.#ended;
   }
@@ -49,8 +60,17 @@ export class Entry implements Attempt {
     if (!this.#ended) this.#owner.skipEntry(this);
   }
 
+  cancel(): void {
+    if (!this.#ended) this.#owner.cancelEntry(this);
+  }
+
   abort(reason: unknown): void {
     if (!this.#ended) this.#owner.abortEntry(this, reason);
+  }
+
+  /** Back to the queue if it has not started (work of a higher priority waits, or its child's depth dropped). */
+  recall(): void {
+    if (!this.#ended && this.phase !== 'started') this.#owner.skipEntry(this);
   }
 
   /** Appends reported outcomes (positions relative to `from`). */

@@ -12,39 +12,46 @@ export interface Placed {
   readonly load: number;
 }
 
+/** Chunks a child may hold: one number for every child, or each child's own (its line's depth). */
+export type Depth<C> = number | ((child: C) => number);
+
+const depthOf = <C>(depth: Depth<C>, child: C): number => (typeof depth === 'number' ? depth : depth(child));
+
 /**
- * Chunks that may be in flight. Starting children take work only while none
- * is ready (at start-up, so that early calls wait in their pipes): once one
- * is ready, an item never waits behind a booting replacement while a ready
- * child could run it. What starting children already hold still counts, as
- * p-queue counts it.
+ * Chunks that may be in flight: what each child may hold (never less than
+ * what it holds). Starting children take work only while none is ready (at
+ * start-up, so that early calls wait in their pipes): once one is ready, an
+ * item never waits behind a booting replacement while a ready child could
+ * run it. What starting children already hold still counts, as p-queue
+ * counts it.
  */
-export function capacityOf<C extends Placed>(children: Iterable<C>, usable: (child: C) => boolean, depth: number): number {
+export function capacityOf<C extends Placed>(children: Iterable<C>, usable: (child: C) => boolean, depth: Depth<C>): number {
   let ready = 0;
   let starting = 0;
   let held = 0;
   for (const child of children) {
     if (!usable(child)) continue;
-    if (child.state === 'ready') ready++;
+    const room = Math.max(child.load, depthOf(depth, child));
+    if (child.state === 'ready') ready += room;
     else {
-      starting++;
+      starting += room;
       held += child.load;
     }
   }
-  return ready === 0 ? starting * depth : ready * depth + held;
+  return ready === 0 ? starting : ready + held;
 }
 
 /**
- * A ready child below the depth, the least loaded; else the least loaded
+ * A ready child below its depth, the least loaded; else the least loaded
  * usable one (a starting child takes work into its pipe, so calls made
  * during start-up save a round trip — but never while a ready one has room).
  */
-export function pickChild<C extends Placed>(children: Iterable<C>, usable: (child: C) => boolean, depth: number): C | undefined {
+export function pickChild<C extends Placed>(children: Iterable<C>, usable: (child: C) => boolean, depth: Depth<C>): C | undefined {
   let ready: C | undefined;
   let any: C | undefined;
   for (const child of children) {
     if (!usable(child)) continue;
-    if (child.state === 'ready' && child.load < depth && (ready === undefined || child.load < ready.load)) ready = child;
+    if (child.state === 'ready' && child.load < depthOf(depth, child) && (ready === undefined || child.load < ready.load)) ready = child;
     if (any === undefined || child.load < any.load) any = child;
   }
   return ready ?? any;

@@ -71,7 +71,7 @@ export interface ChildPort {
 
 
 /** Starts a child process. */
-export type SpawnPort = (options: ResolvedPoolOptions & { moduleUrl: string }, output: ChildOutput) => ChildPort;
+export type SpawnPort = (options: ResolvedPoolOptions & { moduleUrl: string; workerId?: number }, output: ChildOutput) => ChildPort;
 
 /** Starts the worker entry with execa. */
 export const spawnChild: SpawnPort = (options, output) => new SpawnedChild(options, output);
@@ -83,7 +83,7 @@ class SpawnedChild implements ChildPort {
   #stderrTail = '';
   #spawnError: Error | undefined;
 
-  constructor(options: ResolvedPoolOptions & { moduleUrl: string }, output: ChildOutput) {
+  constructor(options: ResolvedPoolOptions & { moduleUrl: string; workerId?: number }, output: ChildOutput) {
     const node = [...options.nodeOptions, ...workerArgs(options.moduleUrl)];
     const [file, args] = setpriv === undefined ? [process.execPath, node] : [setpriv, ['--pdeathsig', 'KILL', '--', process.execPath, ...node]];
     const subprocess = execa(file, args, {
@@ -101,7 +101,9 @@ class SpawnedChild implements ChildPort {
       cleanup: false,
       reject: false,
       forceKillAfterDelay: 1000,
-      ...(options.env === undefined ? {} : { env: options.env, extendEnv: false }),
+      // procpool/task's workerId, also for the task's own child processes.
+      env: { ...options.env, PROCPOOL_WORKER_ID: String(options.workerId ?? '') },
+      extendEnv: options.env === undefined,
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     });
     // The subprocess is a promise too: an unhandled one would crash the parent.

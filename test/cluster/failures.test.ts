@@ -36,16 +36,16 @@ describeCluster('cluster: failures', () => {
     await redis.stop();
   });
 
-  it('a worker SIGKILLed mid-chunk: its chunks run again on another within 10 s (at least once, counted)', async () => {
+  // How soon it runs again is a figure (npm run bench: worker loss → completion), not a test: the bound here is a hang bound.
+  it('a worker SIGKILLed mid-chunk: its chunks run again on another (at least once, counted)', { timeout: 90_000 }, async () => {
     const first = await startWorker(redis.url, ['-j', '2']);
     const pool = open();
-    const call = pool.starmap('markThenSleep', items(2, 1500), { chunksize: 1 });
+    // Long enough to outlast the second worker's start on a loaded machine: they are surely running at the kill.
+    const call = pool.starmap('markThenSleep', items(2, 8000), { chunksize: 1 });
     await waitFor('both chunks running on the first worker', () => runs(dir).length === 2);
-    await startWorker(redis.url);
-    const killedAt = performance.now();
+    await startWorker(redis.url, ['-j', '2']);
     first.signal('SIGKILL');
-    await waitFor('both chunks running again', () => runs(dir).length === 4, 20_000);
-    expect(performance.now() - killedAt).toBeLessThan(10_000);
+    await waitFor('both chunks running again', () => runs(dir).length === 4, 60_000);
     expect(await call).toEqual([0, 1]);
     const log = runs(dir);
     expect(pool.stats.restarts, JSON.stringify(log)).toBe(2);

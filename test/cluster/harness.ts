@@ -142,3 +142,13 @@ export function runs(dir: string): Array<{ item: number; pid: number; ppid: numb
     return { item: item!, pid: pid!, ppid: ppid! };
   });
 }
+
+/** Lines of `dir/done.log`: `item pid` per run that reached its end. */
+export function finished(dir: string): Array<{ item: number; pid: number }> {
+  const log = join(dir, 'done.log');
+  if (!existsSync(log)) return [];
+  return readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((line) => {
+    const [item, pid] = line.split(' ').map(Number);
+    return { item: item!, pid: pid! };
+  });
+}

@@ -1,6 +1,6 @@
 /**
  * Cluster logic that a real Redis cannot be made to trigger on cue: the
- * result reader when a command fails between two, the URL check's message,
+ * result reader when a read is cut, the awake clock through a blocked loop, the URL check's message,
  * the delivery timing. Needs no Redis.
  */
 import { describe, expect, it } from 'vitest';
@@ -8,36 +8,67 @@ import { ClusterPool, serve } from 'procpool/cluster';
 import { defaultTiming } from '../../src/cluster/queue.js';
 import type { Redis } from '../../src/cluster/redis.js';
 import { ResultReader } from '../../src/cluster/results.js';
+import { AwakeClock } from '../../src/cluster/awake.js';
 import { Slots } from '../../src/cluster/slots.js';
 import { tasksModule, waitFor } from './harness.js';
 
 describe('cluster units', () => {
-  it('the result reader keeps a result BLPOP took although the LPOP after it fails', async () => {
-    const result = { job: '7', runs: 1, report: '', ms: 1 };
+  it('the result reader removes a result only after it has it: a read cut on its way is read again, then trimmed', async () => {
+    const result = { job: 'c-7', runs: 1, report: '', ms: 1 };
+    const list = [JSON.stringify(result)];
     const calls: string[] = [];
-    let blpops = 0;
+    let reads = 0;
     const fake = {
+      once: () => undefined,
+      off: () => undefined,
+      eval: async () => {
+        calls.push('read');
+        // The first reply is cut on its way (the connection drops): Redis kept the result.
+        if (reads++ === 0) throw new Error('Connection is closed.');
+        return [...list];
+      },
+      ltrim: async (_key: string, from: number) => {
+        calls.push('trim');
+        list.splice(0, from);
+        return 'OK';
+      },
       blpop: async () => {
-        calls.push('blpop');
-        // The first BLPOP returns a result; the next ones find nothing (after a pause, as a 1 s block would).
-        if (blpops++ === 0) return ['results', JSON.stringify(result)];
+        calls.push('block');
         await new Promise((resolve) => setTimeout(resolve, 10));
         return null;
       },
-      lpop: async () => {
-        calls.push('lpop');
-        throw new Error('Connection is closed.');
-      },
     } as unknown as Redis;
     const taken: unknown[] = [];
-    const reader = new ResultReader(fake, 'results', (one) => taken.push(one));
+    const reader = new ResultReader(fake, 'results', 'token', (one) => taken.push(one));
     try {
-      await waitFor('the LPOP after the first result failed, and the reader read on', () => calls.filter((call) => call === 'blpop').length >= 3);
-      expect(calls.slice(0, 2)).toEqual(['blpop', 'lpop']);
+      await waitFor('the reader blocking for more', () => calls.includes('block'));
+      expect(calls.slice(0, 4)).toEqual(['read', 'read', 'trim', 'read']);
       expect(taken).toEqual([result]);
+      expect(list).toEqual([]);
     } finally {
       reader.stop();
       await reader.done;
+    }
+  });
+
+  it('the awake clock does not count a blocked event loop, and a bound that expired in it lets a reply waiting there win', async () => {
+    const clock = new AwakeClock();
+    try {
+      let answer!: (value: string) => void;
+      const reply = new Promise<string>((resolve) => (answer = resolve));
+      const bounded = clock.bound(reply, 200, () => new Error('unanswered'));
+      const before = clock.now();
+      const until = performance.now() + 1500;
+      while (performance.now() < until) {
+        // Blocked on purpose: 1.5 s, over seven times the bound.
+      }
+      // The reply arrived during the block: it is read before any timer's verdict.
+      setImmediate(() => answer('reply'));
+      expect(await bounded).toBe('reply');
+      expect(clock.now() - before).toBeLessThan(1000);
+      await expect(clock.bound(new Promise(() => undefined), 50, () => new Error('unanswered'))).rejects.toThrow('unanswered');
+    } finally {
+      clock.stop();
     }
   });
 

@@ -1,0 +1,1 @@
+export declare const soakEcho: (id: number, bytes: number) => string;
