@@ -35,3 +35,72 @@ export async function runChunk(pool: Pool, data: JobData, args: unknown[], signa
   }
   return signal.aborted ? undefined : report;
 }
+
+/** A one-item job run inside another's chunk: its outcome settles alone, as its record comes. */
+export interface Member {
+  readonly data: JobData;
+  /** Its one item's arguments. */
+  readonly args: unknown[];
+  /** Not `running` once its job is stopped or released (`abort` is dispatched on `signal` then). */
+  readonly state: () => 'running' | 'stopped' | 'released';
+  readonly signal: AbortSignal;
+  /** Its report and run time; undefined: stopped before it ran. */
+  settle(outcome: { report: RemoteReport; ms: number } | undefined): void;
+}
+
+/** Jobs of one item that can share a local chunk: same task, argument form and time limit. */
+export function mergeable(a: JobData, b: JobData): boolean {
+  return a.task === b.task && a.spread === b.spread && a.timeout === b.timeout;
+}
+
+/**
+ * Several one-item jobs as one local chunk: one message to a child for all
+ * of them, each member settled with its own item's outcome as it comes. The
+ * child runs the items in order, so only the first member not yet settled is
+ * running: once that one is stopped, the chunk stops; the members after it
+ * had not started and run again in a chunk of their own (those stopped
+ * meanwhile are settled empty).
+ */
+export async function runMerged(pool: Pool, members: readonly Member[]): Promise<void> {
+  let left = members;
+  while (left.length > 0) left = await mergedRound(pool, left);
+}
+
+/** One round: returns the members that had not started when the chunk stopped. */
+async function mergedRound(pool: Pool, members: readonly Member[]): Promise<Member[]> {
+  const controller = new AbortController();
+  let next = 0;
+  const check = (): void => {
+    if (next < members.length && members[next]!.state() !== 'running') controller.abort();
+  };
+  for (const member of members) member.signal.addEventListener('abort', check);
+  check();
+  const { data } = members[0]!;
+  let since = performance.now();
+  const settleNext = (report: RemoteReport): void => {
+    const now = performance.now();
+    members[next++]!.settle({ report, ms: now - since });
+    since = now;
+    check();
+  };
+  try {
+    const options = { signal: controller.signal, retries: 0, chunksize: members.length, ...(data.timeout === null ? {} : { timeout: data.timeout }) };
+    const args = members.map((member) => member.args[0]);
+    for await (const record of pool[settleEach](data.task, args, options, { ordered: true, spread: data.spread })) {
+      if (controller.signal.aborted) break;
+      if (record.ok) settleNext({ values: [record.value], failures: [] });
+      else if (record.error instanceof WorkerExitError || record.error instanceof TaskTimeoutError) settleNext({ values: [], failures: [], lost: serializeThrown(record.error) });
+      else settleNext({ values: [undefined], failures: [[0, remoteFailure(record.error)]] });
+    }
+  } catch (error) {
+    // The pool's own refusal (an unknown task): every member not settled fails with it.
+    if (!controller.signal.aborted) while (next < members.length) settleNext({ values: [undefined], failures: [[0, remoteFailure(error)]] });
+  } finally {
+    for (const member of members) member.signal.removeEventListener('abort', check);
+  }
+  const rest = members.slice(next);
+  // Stopped or released: settled empty (their jobs say which); the others had not started and run again.
+  const again = controller.signal.aborted ? rest.filter((member) => member.state() === 'running') : [];
+  for (const member of rest) if (!again.includes(member)) member.settle(undefined);
+  return again;
+}

@@ -12,12 +12,13 @@ import { taskNames } from '../internal.js';
 import { Pool } from '../pool.js';
 import { moduleUrl } from '../task-ref.js';
 import { announce, withdraw, type Announcement } from './announce.js';
-import { encodeValue, readArgs, readJobData, type ChunkResult } from './codec.js';
+import { encodeValue, readArgs, readJobData, type ChunkResult, type RemoteReport } from './codec.js';
 import { JobRefusedError } from './errors.js';
 import { checkQueueName, moduleIdentity, QueueKeys, type ModuleIdentity } from './identity.js';
 import { defaultTiming, takeJobs, type DeliveryTiming, type JobTaker, type RunEnd, type TakenJob } from './queue.js';
 import { checkRedisUrl, checkServer, closeRedis, connectRedis, showRedisUrl, watchLink, withoutRedisSecret, type Redis } from './redis.js';
-import { runChunk } from './run-chunk.js';
+import { ResultPush } from './push.js';
+import { mergeable, runChunk, runMerged, type Member } from './run-chunk.js';
 import { Slots } from './slots.js';
 import { aborted, deferred, within } from './waiters.js';
 import { workerLogs, type Logs } from './worker-log.js';
@@ -91,7 +92,9 @@ class Worker implements Server {
   readonly #results: Redis;
   readonly #subscriber: Redis;
   readonly #taker: JobTaker;
-  readonly #slots: Slots;
+  /** Jobs waiting for a child; a one-item job waits as a member another one-item job may take into its chunk. */
+  readonly #slots: Slots<Member | undefined>;
+  readonly #push: ResultPush;
   readonly #running = new Map<string, Running>();
   /** Jobs being taken or run, until their processor returns. */
   readonly #taking = new Set<Promise<unknown>>();
@@ -116,7 +119,7 @@ class Worker implements Server {
     this.#keys = new QueueKeys(identity);
     this.#pool = pool;
     this.#processes = pool.stats.processes;
-    this.#slots = new Slots(this.#processes);
+    this.#slots = new Slots<Member | undefined>(this.#processes);
     this.#log = log;
     this.#forced = deferred();
     this.#redis = connectRedis(redisUrl, 'procpool-worker');
@@ -147,6 +150,7 @@ class Worker implements Server {
       down: (problem, wasUp) =>
         log.info(wasUp ? `procpool worker: lost its connection to Redis at ${shown}${problem ? `: ${problem.message}` : ''}; retrying every second` : `procpool worker: cannot reach Redis at ${shown}: ${problem?.message ?? 'no answer'}; retrying every second`),
     });
+    this.#push = new ResultPush(this.#results, this.#keys);
     this.#subscriber = connectRedis(redisUrl, 'procpool-worker-cancel');
     void this.#subscriber.subscribe(this.#keys.cancelChannel).catch(() => undefined);
     this.#subscriber.on('message', (_channel: string, jobId: string) => this.#end(jobId, 'stopped'));
@@ -219,6 +223,31 @@ class Worker implements Server {
     await within(closing, 1000);
   }
 
+  /** A chunk took `ms` (per job): BullMQ takes as many as the new depth asks. */
+  #timed(ms: number): void {
+    if (this.#slots.timed(ms)) this.#taker.setConcurrency(this.#slots.taken);
+  }
+
+  /**
+   * A one-item job given a child takes the waiting one-item jobs of its kind
+   * along (while chunks are short): one local chunk, one message to the
+   * child, each job settled with its own item.
+   */
+  #runMembers(first: Member): void {
+    const members = [first, ...this.#slots.adopt((member): member is Member => member !== undefined && mergeable(first.data, member.data), this.#slots.merged - 1)];
+    const started = performance.now();
+    const run = runMerged(this.#pool, members)
+      .catch(() => undefined)
+      .finally(() => {
+        // Any member still unsettled (an unexpected end) is dropped, not left waiting.
+        for (const member of members) member.settle(undefined);
+        this.#local.delete(run);
+        this.#slots.free();
+        this.#timed((performance.now() - started) / members.length);
+      });
+    this.#local.add(run);
+  }
+
   async #heartbeat(): Promise<void> {
     // Callers are checked while running chunks finish (stopping), announcements only while serving.
     if (this.#state === 'stopped' || this.#redis.status !== 'ready') return;
@@ -285,26 +314,35 @@ class Worker implements Server {
         if (alive === null || cancelled !== null) return 'done';
         this.#callersSeen.set(data.caller, performance.now());
       }
-      // Taken ahead: it waits for a free child here; a stopping worker gives it back unstarted.
-      if (!(await this.#slots.take())) return 'returned';
-      slot = true;
-      const started = performance.now();
-      const chunk = runChunk(this.#pool, data, args, running.controller.signal);
-      this.#local.add(chunk);
-      const report = await chunk.finally(() => this.#local.delete(chunk));
-      this.#slots.free();
-      slot = false;
-      if (this.#slots.timed(performance.now() - started)) this.#taker.setConcurrency(this.#slots.taken);
+      // Taken ahead: it waits for a free child here (or joins another one-item job's chunk); a stopping worker gives it back unstarted.
+      let settled!: (outcome: Outcome | undefined) => void;
+      const outcome = new Promise<Outcome | undefined>((resolve) => (settled = resolve));
+      const signal = running.controller.signal;
+      const member: Member | undefined = args.length === 1 ? { data, args, signal, state: () => running.state, settle: settled } : undefined;
+      const grant = await this.#slots.take(member);
+      if (grant === 'refused') return 'returned';
+      if (grant === 'slot' && member !== undefined) this.#runMembers(member);
+      else if (grant === 'slot') {
+        slot = true;
+        const started = performance.now();
+        const chunk = runChunk(this.#pool, data, args, signal);
+        this.#local.add(chunk);
+        const report = await chunk.finally(() => this.#local.delete(chunk));
+        this.#slots.free();
+        slot = false;
+        this.#timed(performance.now() - started);
+        settled(report === undefined ? undefined : { report, ms: performance.now() - started });
+      }
+      const ran = await outcome;
       if (running.state === 'released') return 'released';
-      if (report === undefined) return 'done';
+      if (ran === undefined) return 'done';
       this.served.chunks++;
-      this.served.items += report.values.length;
+      this.served.items += ran.report.values.length;
       if (job.runs > 1) this.served.reruns++;
-      const result: ChunkResult = { job: job.id, runs: job.runs, report: encodeValue(report), ms: performance.now() - started };
+      const result: ChunkResult = { job: job.id, runs: job.runs, report: encodeValue(ran.report), ms: ran.ms };
       // Only for a caller still there; the list lives as long as its heartbeat (the caller extends both).
       // A copy whose lock is no longer its own was superseded: the push also stops the other copy.
-      const keys = [this.#keys.caller(data.caller), this.#keys.results(data.caller), this.#keys.resultToken(data.caller), job.lock.key, this.#keys.cancelled(job.id)];
-      await this.#results.eval(pushResult, keys.length, ...keys, JSON.stringify(result), job.lock.token, this.#keys.cancelChannel, job.id, cancelTtlMs);
+      await this.#push.push(data.caller, { jobId: job.id, text: JSON.stringify(result), lock: job.lock });
       return 'done';
     } finally {
       if (slot) this.#slots.free();
@@ -313,28 +351,11 @@ class Worker implements Server {
   }
 }
 
-/** How long a superseded job's stop mark stays for other copies to see (ms). */
-const cancelTtlMs = 60_000;
-
-/**
- * Pushes a result (ARGV[1]) to a caller's list (KEYS[2]) and its wake-up
- * token (KEYS[3]) while its heartbeat (KEYS[1]) lives, for as long as it
- * lives. When the job's lock (KEYS[4]) no longer holds this run's token
- * (ARGV[2]), another copy may run: its stop mark (KEYS[5], ARGV[5] ms) is
- * set and job id ARGV[4] published on the stop channel ARGV[3].
- */
-const pushResult = `
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl <= 0 then return 0 end
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ttl)
-if redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], '1') end
-redis.call('PEXPIRE', KEYS[3], ttl)
-if redis.call('GET', KEYS[4]) ~= ARGV[2] then
-  redis.call('SET', KEYS[5], '1', 'PX', ARGV[5])
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
-end
-return 1`;
+/** A chunk's report and run time on this worker. */
+interface Outcome {
+  readonly report: RemoteReport;
+  readonly ms: number;
+}
 
 /** Starts a worker: its children load the module; resolves (and says "serving") once Redis answers; rejects on a Redis it cannot use (Redis Cluster). */
 export async function serve(options: ServeOptions): Promise<Server> {

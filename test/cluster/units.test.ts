@@ -101,9 +101,9 @@ describe('cluster units', () => {
     const slots = new Slots(1);
     expect(slots.taken).toBe(2);
     for (let i = 0; i < 5; i++) slots.timed(0.5);
-    expect(slots.taken).toBe(16);
-    expect(await slots.take()).toBe(true);
-    const waiting = Array.from({ length: 15 }, (_, i) => slots.take().then((granted) => [i, granted] as const));
+    expect(slots.taken).toBe(40);
+    expect(await slots.take(undefined)).toBe('slot');
+    const waiting = Array.from({ length: 15 }, (_, i) => slots.take(undefined).then((granted) => [i, granted] as const));
     expect(slots.waiting).toBe(15);
     // A long chunk: two at a time from now on, one running and one waiting; the other 14 go back.
     expect(slots.timed(5000)).toBe(true);
@@ -111,11 +111,29 @@ describe('cluster units', () => {
     expect(slots.waiting).toBe(1);
     slots.free();
     const settled = await Promise.all(waiting);
-    expect(settled[0]).toEqual([0, true]);
-    expect(settled.slice(1).every(([, granted]) => !granted)).toBe(true);
-    const next = slots.take();
+    expect(settled[0]).toEqual([0, 'slot']);
+    expect(settled.slice(1).every(([, granted]) => granted === 'refused')).toBe(true);
+    const next = slots.take(undefined);
     slots.release();
-    expect(await next).toBe(false);
-    expect(await slots.take()).toBe(false);
+    expect(await next).toBe('refused');
+    expect(await slots.take(undefined)).toBe('refused');
+  });
+
+  it("a worker's slots: a job given a child adopts the waiting ones that fit (oldest first, up to its share), and a depth wavering by one gives no job back", async () => {
+    const slots = new Slots<string>(1);
+    for (let i = 0; i < 5; i++) slots.timed(1);
+    expect(slots.taken).toBe(20);
+    expect(slots.merged).toBe(20);
+    expect(await slots.take('first')).toBe('slot');
+    const names = ['a1', 'b1', 'a2', 'a3', 'a4'];
+    const grants = names.map((name) => slots.take(name));
+    expect(slots.adopt((name): name is string => name.startsWith('a'), 3)).toEqual(['a1', 'a2', 'a3']);
+    expect(slots.waiting).toBe(2);
+    // 1 ms → 1.05 ms: depth 20 → 19, under a quarter less: kept, nothing given back.
+    expect(slots.timed(1.25)).toBe(false);
+    expect(slots.taken).toBe(20);
+    slots.free();
+    slots.release();
+    expect(await Promise.all(grants)).toEqual(['joined', 'slot', 'joined', 'joined', 'refused']);
   });
 });
