@@ -137,6 +137,22 @@ describe('abortSignal() and killGrace', () => {
     expect(pool.stats.restarts).toBe(0);
   });
 
+  it('an item that stops on its timeout before the rest of its chunk: the chunk runs again, and the later chunks of the call still run in that child (no spin)', async () => {
+    // The timed-out item is not the last unreported one, so its loss is uncertain: the rest runs again
+    // exactly, and this time the item returns. Its AbortError in the child is no failure of the call.
+    const file = join(tempDir(), 'waited');
+    await using pool = new Pool<Tasks>(tasks, { processes: 1, killGrace: 30_000, ...base });
+    const items = [0, 1, 2, 3, 4, 5].map((x) => [file, x] as [string, number]);
+    const done = pool.starmap('stopOnSignalOnce', items, { chunksize: 3, timeout: 200 });
+    // A hang bound, not a timing: before, the call's later chunks were dropped in the child and queued again for ever.
+    let bound: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([done, new Promise((resolve) => (bound = setTimeout(resolve, 20_000, 'still pending')))]);
+    clearTimeout(bound);
+    if (outcome === 'still pending') await pool.terminate();
+    expect(outcome).toEqual([0, 10, 20, 30, 40, 50]);
+    expect(lines(file)).toEqual(['waited']);
+  });
+
   it('a task that ignores its signal (a synchronous loop) is killed after the grace, never before the call rejects', async () => {
     await using pool = new Pool<Tasks>(tasks, { processes: 1, killGrace: 300, ...base });
     const before = await pool.apply('pid');

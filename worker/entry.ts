@@ -223,7 +223,8 @@ async function runChunk(message: RunMessage): Promise<number | undefined> {
       leaveItem();
     }
     record(value, failure);
-    if (failure !== undefined) noteFailure(message, index);
+    // An item stopped through its signal is no failure of its call as the parent sees it (its loss may be uncertain and run again).
+    if (failure !== undefined && !chunkStopped(id)) noteFailure(message, index);
     if (index === args.length - 1) break;
     if (failure !== undefined && stopAtError) break;
     // Past maxMemoryPerChild: stop here; the parent sends the rest elsewhere and replaces this child.
