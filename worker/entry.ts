@@ -312,7 +312,9 @@ async function leave(): Promise<void> {
     if (failure !== undefined) {
       process.stderr.write(`procpool: the finalizer ${final.name} failed in child ${process.pid}: ${failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)}\n`);
       try {
-        post({ type: 'procpool:final-error', error: (codec ?? (await codecLoading())).serializeThrown(failure) });
+        const message: ChildMessage = { type: 'procpool:final-error', error: (codec ?? (await codecLoading())).serializeThrown(failure) };
+        // Written before the exit: process.exit drops what the channel still queues.
+        await new Promise<void>((resolve) => send!(message, undefined, undefined, () => resolve()));
       } catch {
         // The parent is gone: nothing to tell.
       }

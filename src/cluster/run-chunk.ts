@@ -48,9 +48,13 @@ export interface Member {
   settle(outcome: { report: RemoteReport; ms: number } | undefined): void;
 }
 
-/** Jobs of one item that can share a local chunk: same task, argument form and time limit. */
+/**
+ * Jobs of one item that can share a local chunk: same task and argument form,
+ * and no time limit (a timed item that is not the last of its local chunk is
+ * lost uncertainly when it times out, and would run once more).
+ */
 export function mergeable(a: JobData, b: JobData): boolean {
-  return a.task === b.task && a.spread === b.spread && a.timeout === b.timeout;
+  return a.task === b.task && a.spread === b.spread && a.timeout === null && b.timeout === null;
 }
 
 /**
